@@ -1,0 +1,87 @@
+# The two commands of README.rst: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SAO_VERSION := 8.0.11
+SAO := .cache/sao
+DEMO_DIR := $(CURDIR)/demo/db
+DEMO_DB := demo
+DB_URI ?= sqlite://
+PG_URI ?= postgresql://postgres@127.0.0.1:5432/
+PYTEST_ARGS ?=
+CACHE := $(CURDIR)/.cache
+# Cached test databases are keyed by the module's schema and data files.
+SCHEMA_KEY := $(shell cat webservice_forfait/tryton.cfg webservice_forfait/*.py webservice_forfait/*.xml 2>/dev/null | md5sum | cut -c1-12)
+
+export TRYTOND_EMAIL__FROM ?= webservice-forfait@localhost
+
+.PHONY: install demo demo-reset demo-db test test-sqlite test-postgresql lint bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+$(SAO)/.installed:
+	mkdir -p .cache
+	cd .cache && rm -rf sao package tryton-sao-*.tgz && npm pack -q tryton-sao@$(SAO_VERSION) >/dev/null && tar xzf tryton-sao-$(SAO_VERSION).tgz && mv package sao && rm tryton-sao-$(SAO_VERSION).tgz
+	cd $(SAO) && npm install -q --omit=dev --legacy-peer-deps --no-audit --no-fund >/dev/null
+	touch $@
+
+$(DEMO_DIR)/trytond.conf:
+	mkdir -p $(DEMO_DIR)
+	printf '[database]\nuri = %s\npath = %s\n\n[web]\nlisten = 127.0.0.1:8000\nroot = %s\n' \
+		'$(DB_URI)' '$(DEMO_DIR)' '$(CURDIR)/$(SAO)' > $@
+
+$(DEMO_DIR)/.built: $(VENV)/.installed $(DEMO_DIR)/trytond.conf
+	case '$(DB_URI)' in \
+		sqlite*) touch $(DEMO_DIR)/$(DEMO_DB).sqlite;; \
+		postgresql*) $(BIN)/python -c "import psycopg; c = psycopg.connect('$(DB_URI)postgres', autocommit=True); c.execute('CREATE DATABASE $(DEMO_DB)')";; \
+	esac
+	echo admin > $(DEMO_DIR)/.password
+	TRYTONPASSFILE=$(DEMO_DIR)/.password $(BIN)/trytond-admin -c $(DEMO_DIR)/trytond.conf -d $(DEMO_DB) \
+		--all --activate-dependencies -u webservice_forfait -l fr --email admin@localhost
+	$(BIN)/python demo/build.py -c $(DEMO_DIR)/trytond.conf -d $(DEMO_DB)
+	touch $@
+
+demo-db: $(DEMO_DIR)/.built
+
+demo: $(VENV)/.installed $(SAO)/.installed demo-db
+	@echo
+	@echo "Web client: http://127.0.0.1:8000/  database: $(DEMO_DB)  login: admin / admin"
+	@echo "Stop with Ctrl-C."
+	$(BIN)/trytond -c $(DEMO_DIR)/trytond.conf -d $(DEMO_DB)
+
+demo-reset:
+	rm -rf $(DEMO_DIR)
+	$(MAKE) demo
+
+test: $(VENV)/.installed
+	$(MAKE) test-sqlite
+	@if $(BIN)/python -c "import psycopg, sys; psycopg.connect('$(PG_URI)postgres', connect_timeout=3).close()" 2>/dev/null; then \
+		$(MAKE) test-postgresql; \
+	elif [ -n "$(REQUIRE_POSTGRESQL)" ]; then \
+		echo "PostgreSQL is required (REQUIRE_POSTGRESQL) but not reachable at $(PG_URI)"; exit 1; \
+	else \
+		echo "PostgreSQL not reachable at $(PG_URI): tests ran on SQLite only."; \
+	fi
+
+test-sqlite: $(VENV)/.installed
+	DB_CACHE=$(CACHE)/db-sqlite-$(SCHEMA_KEY) $(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+test-postgresql: $(VENV)/.installed
+	TRYTOND_DATABASE__URI=$(PG_URI) DB_NAME=test_forfait DB_CACHE=$(CACHE)/db-postgresql-$(SCHEMA_KEY) \
+		$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed
+	$(BIN)/flake8 webservice_forfait demo tests bench
+	$(BIN)/isort --check-only --diff webservice_forfait demo tests bench
+
+bench: $(VENV)/.installed
+	@echo "No benchmark yet."
+
+clean:
+	rm -rf $(VENV) .cache $(DEMO_DIR)

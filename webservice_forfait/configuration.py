@@ -1,0 +1,70 @@
+import datetime
+
+from trytond.model import ModelSingleton, ModelSQL, ModelView, fields
+from trytond.pool import Pool
+from trytond.pyson import Id, TimeDelta
+
+from .ledger import round_duration
+
+
+class Configuration(ModelSingleton, ModelSQL, ModelView):
+    __name__ = 'forfait.configuration'
+    __string__ = "Forfait Configuration"
+
+    request_sequence = fields.Many2One(
+        'ir.sequence', "Request Sequence", required=True,
+        domain=[
+            ('sequence_type', '=',
+                Id('webservice_forfait', 'sequence_type_request')),
+            ],
+        help="Numbers the update requests.")
+    rounding_unit = fields.Selection([
+            ('1', "1 min"),
+            ('5', "5 min"),
+            ('10', "10 min"),
+            ('15', "15 min"),
+            ('30', "30 min"),
+            ('60', "60 min"),
+            ], "Rounding Unit", required=True, sort=False,
+        help="The billed time of a request is a multiple of this unit.")
+    rounding_method = fields.Selection([
+            ('up', "Up"),
+            ('nearest', "Nearest"),
+            ('down', "Down"),
+            ], "Rounding Method", required=True, sort=False,
+        help="How the total time of a request is rounded to the unit.")
+    rounding_minimum = fields.TimeDelta(
+        "Minimum per Request", required=True,
+        domain=[('rounding_minimum', '>=', TimeDelta())],
+        help="The least time billed for a request with billable time.")
+    overage_policy = fields.Selection([
+            ('carry', "Carry to the next credit"),
+            ], "Overage Policy", required=True,
+        help="What happens to billed time that no credit covers.")
+
+    @classmethod
+    def default_request_sequence(cls):
+        return Pool().get('ir.model.data').get_id(
+            'webservice_forfait', 'sequence_request')
+
+    @classmethod
+    def default_rounding_unit(cls):
+        return '15'
+
+    @classmethod
+    def default_rounding_method(cls):
+        return 'up'
+
+    @classmethod
+    def default_rounding_minimum(cls):
+        return datetime.timedelta(minutes=15)
+
+    @classmethod
+    def default_overage_policy(cls):
+        return 'carry'
+
+    def round(self, spent):
+        "Return the time billed for spent billable time"
+        return round_duration(
+            spent, self.rounding_unit, self.rounding_method,
+            self.rounding_minimum)

@@ -1,0 +1,14 @@
+from trytond.exceptions import UserError
+from trytond.model.exceptions import AccessError, ValidationError
+
+
+class ForfaitValidationError(ValidationError):
+    pass
+
+
+class PostingError(UserError):
+    pass
+
+
+class LedgerAccessError(AccessError):
+    pass

@@ -1,0 +1,49 @@
+from trytond.i18n import gettext
+from trytond.model import fields
+from trytond.pool import PoolMeta
+from trytond.pyson import Eval
+
+from .exceptions import ForfaitValidationError
+from .ledger import ZERO
+
+
+class Template(metaclass=PoolMeta):
+    __name__ = 'product.template'
+
+    forfait = fields.Boolean(
+        "Forfait",
+        states={'invisible': Eval('type') != 'service'},
+        help="Check for a yearly update package sold by subscription.")
+    forfait_monthly_hours = fields.TimeDelta(
+        "Monthly Hours",
+        states={
+            'invisible': ~Eval('forfait'),
+            'required': Eval('forfait', False),
+            },
+        help="The update time per month; twelve months are credited "
+        "at once for each year of subscription.")
+
+    @classmethod
+    def default_forfait(cls):
+        return False
+
+    @classmethod
+    def validate_fields(cls, templates, field_names):
+        super().validate_fields(templates, field_names)
+        for template in templates:
+            if not template.forfait:
+                continue
+            if template.type != 'service':
+                raise ForfaitValidationError(gettext(
+                        'webservice_forfait.msg_forfait_service',
+                        product=template.rec_name))
+            if (not template.forfait_monthly_hours
+                    or template.forfait_monthly_hours <= ZERO):
+                raise ForfaitValidationError(gettext(
+                        'webservice_forfait.msg_forfait_monthly_hours',
+                        product=template.rec_name))
+
+    @property
+    def forfait_yearly_hours(self):
+        if self.forfait and self.forfait_monthly_hours:
+            return self.forfait_monthly_hours * 12

@@ -1,0 +1,366 @@
+from collections import defaultdict
+
+from sql.aggregate import Sum
+
+from trytond.i18n import gettext
+from trytond.model import Index, ModelSQL, ModelView, Workflow, fields
+from trytond.model.exceptions import AccessError
+from trytond.pool import Pool
+from trytond.pyson import Eval, If
+from trytond.tools import grouped_slice
+from trytond.transaction import Transaction
+from trytond.wizard import Button, StateTransition, StateView, Wizard
+
+from .exceptions import PostingError
+from .forfait import ID_SLICE, SQL_IN, to_timedelta
+from .ledger import ZERO
+
+CATEGORIES = [
+    ('layout', "Layout"),
+    ('content', "Content and Texts"),
+    ('illustrations', "Illustrations"),
+    ('animations', "Animations"),
+    ('features', "Site Features Administration"),
+    ('information', "Information Update"),
+    ('newsletter', "Newsletter Sending"),
+    ('other', "Other"),
+    ]
+
+
+class Request(Workflow, ModelSQL, ModelView):
+    __name__ = 'forfait.request'
+    __string__ = "Update Request"
+    _rec_name = 'number'
+
+    _readonly = Eval('state').in_(['done', 'cancelled'])
+
+    number = fields.Char("Number", readonly=True)
+    company = fields.Many2One(
+        'company.company', "Company", required=True,
+        states={'readonly': Eval('state') != 'draft'})
+    party = fields.Many2One(
+        'party.party', "Client",
+        context={'company': Eval('company', -1)}, depends={'company'},
+        states={
+            'readonly': Eval('state') != 'draft',
+            'required': Eval('state').in_(['open', 'done']),
+            },
+        help="The client whose forfait pays for the update.")
+    contact = fields.Many2One(
+        'party.contact_mechanism', "Contact",
+        domain=[
+            ('party', '=', Eval('party', -1)),
+            ('type', '=', 'email'),
+            ],
+        context={'company': Eval('company', -1)}, depends={'company'},
+        states={'readonly': _readonly},
+        help="The e-mail address that receives the report.")
+    subject = fields.Char(
+        "Subject", required=True, states={'readonly': _readonly})
+    description = fields.Text(
+        "Description", states={'readonly': _readonly})
+    category = fields.Selection(
+        CATEGORIES, "Category", required=True, sort=False,
+        states={'readonly': _readonly})
+    channel = fields.Selection([
+            ('email', "E-mail"),
+            ('portal', "Portal"),
+            ('staff', "Staff"),
+            ], "Channel", required=True, sort=False,
+        states={'readonly': Eval('state') != 'draft'},
+        help="How the client sent the request.")
+    request_date = fields.Date(
+        "Request Date", required=True,
+        states={'readonly': Eval('state') != 'draft'})
+    done_date = fields.Date("Done Date", readonly=True)
+    timesheet_work = fields.Many2One(
+        'timesheet.work', "Timesheet Work", readonly=True,
+        ondelete='RESTRICT')
+    timesheet_lines = fields.One2Many(
+        'timesheet.line', 'forfait_request', "Timesheet Lines",
+        domain=[('company', '=', Eval('company', -1))],
+        states={'readonly': _readonly | (Eval('id', -1) < 0)},
+        help="The time spent by the staff on the request.")
+    time_spent = fields.Function(
+        fields.TimeDelta("Time Spent", help="The billable time logged."),
+        'get_times')
+    time_goodwill = fields.Function(
+        fields.TimeDelta(
+            "Goodwill Time", help="The non-billable time logged."),
+        'get_times')
+    billed = fields.TimeDelta("Billed Time Posted", readonly=True)
+    time_billed = fields.Function(
+        fields.TimeDelta(
+            "Time Billed",
+            help="The time spent after rounding: what the forfait pays."),
+        'get_times')
+    consumptions = fields.One2Many(
+        'forfait.consumption', 'request', "Consumptions", readonly=True)
+    state = fields.Selection([
+            ('draft', "Draft"),
+            ('open', "Open"),
+            ('done', "Done"),
+            ('cancelled', "Cancelled"),
+            ], "State", readonly=True, required=True, sort=False)
+
+    del _readonly
+
+    @classmethod
+    def __setup__(cls):
+        super().__setup__()
+        t = cls.__table__()
+        cls._sql_indexes.update({
+                Index(t, (t.party, Index.Range())),
+                Index(t, (t.number, Index.Similarity())),
+                Index(t,
+                    (t.state, Index.Equality(cardinality='low')),
+                    where=t.state.in_(['draft', 'open'])),
+                })
+        cls._order = [('request_date', 'DESC'), ('id', 'DESC')]
+        cls._transitions |= {
+            ('draft', 'open'),
+            ('draft', 'cancelled'),
+            ('open', 'done'),
+            ('open', 'draft'),
+            ('open', 'cancelled'),
+            ('done', 'open'),
+            ('cancelled', 'draft'),
+            }
+        cls._buttons.update({
+                'draft': {
+                    'invisible': ~Eval('state').in_(['open', 'cancelled']),
+                    'icon': If(Eval('state') == 'cancelled',
+                        'tryton-undo', 'tryton-back'),
+                    'depends': ['state'],
+                    },
+                'open': {
+                    'invisible': Eval('state') != 'draft',
+                    'icon': 'tryton-forward',
+                    'depends': ['state'],
+                    },
+                'done': {
+                    'invisible': Eval('state') != 'open',
+                    'icon': 'tryton-ok',
+                    'depends': ['state'],
+                    },
+                'cancel': {
+                    'invisible': ~Eval('state').in_(['draft', 'open']),
+                    'icon': 'tryton-cancel',
+                    'depends': ['state'],
+                    },
+                'reopen': {
+                    'invisible': Eval('state') != 'done',
+                    'icon': 'tryton-undo',
+                    'depends': ['state'],
+                    },
+                })
+
+    @classmethod
+    def default_company(cls):
+        return Transaction().context.get('company')
+
+    @classmethod
+    def default_state(cls):
+        return 'draft'
+
+    @classmethod
+    def default_channel(cls):
+        return 'staff'
+
+    @classmethod
+    def default_category(cls):
+        return 'other'
+
+    @classmethod
+    def default_request_date(cls):
+        return Pool().get('ir.date').today()
+
+    @fields.depends('party', 'contact')
+    def on_change_party(self):
+        if self.contact and self.contact.party != self.party:
+            self.contact = None
+        if self.party and not self.contact:
+            self.contact = self.party.contact_mechanism_get('email')
+
+    def get_rec_name(self, name):
+        if self.number:
+            return '%s %s' % (self.number, self.subject)
+        return self.subject
+
+    @classmethod
+    def search_rec_name(cls, name, clause):
+        operator = 'OR' if not clause[1].startswith('!') else 'AND'
+        return [operator,
+            ('number',) + tuple(clause[1:]),
+            ('subject',) + tuple(clause[1:]),
+            ]
+
+    @classmethod
+    def view_attributes(cls):
+        return super().view_attributes() + [
+            ('/tree', 'visual',
+                If(Eval('state') == 'cancelled', 'muted', '')),
+            ]
+
+    @classmethod
+    def spent_by_request(cls, request_ids):
+        "Return {request id: (billable, goodwill)} in one query per slice"
+        Line = Pool().get('timesheet.line')
+        line = Line.__table__()
+        cursor = Transaction().connection.cursor()
+        spent = defaultdict(lambda: [ZERO, ZERO])
+        for sub_ids in grouped_slice(request_ids, ID_SLICE):
+            cursor.execute(*line.select(
+                    line.forfait_request, line.billable, Sum(line.duration),
+                    where=SQL_IN(line.forfait_request, sub_ids),
+                    group_by=[line.forfait_request, line.billable]))
+            for request_id, billable, duration in cursor:
+                spent[request_id][0 if billable else 1] += (
+                    to_timedelta(duration))
+        return spent
+
+    @classmethod
+    def get_times(cls, requests, names):
+        config = Pool().get('forfait.configuration')(1)
+        spent = cls.spent_by_request([r.id for r in requests])
+        result = {n: {} for n in names}
+        for request in requests:
+            billable, goodwill = spent[request.id]
+            values = {
+                'time_spent': billable,
+                'time_goodwill': goodwill,
+                'time_billed': (
+                    request.billed if request.state == 'done'
+                    else config.round(billable)),
+                }
+            for name in names:
+                result[name][request.id] = values[name]
+        return result
+
+    @classmethod
+    def create(cls, vlist):
+        pool = Pool()
+        Config = pool.get('forfait.configuration')
+        Work = pool.get('timesheet.work')
+        vlist = [v.copy() for v in vlist]
+        sequence = Config(1).request_sequence
+        for values in vlist:
+            if not values.get('number'):
+                values['number'] = sequence.get()
+        requests = super().create(vlist)
+        works = [Work(origin=r, company=r.company) for r in requests]
+        Work.save(works)
+        for request, work in zip(requests, works):
+            request.timesheet_work = work
+        cls.save(requests)
+        return requests
+
+    @classmethod
+    def copy(cls, requests, default=None):
+        default = default.copy() if default is not None else {}
+        for name in ['number', 'timesheet_work', 'done_date', 'billed']:
+            default.setdefault(name, None)
+        default.setdefault('timesheet_lines')
+        default.setdefault('consumptions')
+        default.setdefault('request_date', None)
+        return super().copy(requests, default=default)
+
+    @classmethod
+    def check_modification(cls, mode, requests, values=None, external=False):
+        super().check_modification(
+            mode, requests, values=values, external=external)
+        if mode == 'delete':
+            for request in requests:
+                if request.state not in {'draft', 'cancelled'} or (
+                        request.consumptions):
+                    raise AccessError(gettext(
+                            'webservice_forfait.msg_request_delete',
+                            request=request.rec_name))
+
+    @classmethod
+    def delete(cls, requests):
+        Work = Pool().get('timesheet.work')
+        works = [r.timesheet_work for r in requests if r.timesheet_work]
+        cls.write(requests, {'timesheet_work': None})
+        super().delete(requests)
+        Work.delete(works)
+
+    @classmethod
+    @ModelView.button
+    @Workflow.transition('draft')
+    def draft(cls, requests):
+        pass
+
+    @classmethod
+    @ModelView.button
+    @Workflow.transition('open')
+    def open(cls, requests):
+        pass
+
+    @classmethod
+    @ModelView.button
+    @Workflow.transition('cancelled')
+    def cancel(cls, requests):
+        pass
+
+    @classmethod
+    @ModelView.button
+    @Workflow.transition('done')
+    def done(cls, requests):
+        "Round the time spent and post it against the client's credits"
+        pool = Pool()
+        Config = pool.get('forfait.configuration')
+        Consumption = pool.get('forfait.consumption')
+        Date = pool.get('ir.date')
+        config = Config(1)
+        spent = cls.spent_by_request([r.id for r in requests])
+        for request in requests:
+            billable, goodwill = spent[request.id]
+            if billable + goodwill <= ZERO:
+                raise PostingError(gettext(
+                        'webservice_forfait.msg_request_no_time',
+                        request=request.rec_name))
+            request.billed = config.round(billable)
+            with Transaction().set_context(company=request.company.id):
+                request.done_date = Date.today()
+        Consumption.post(requests)
+        cls.save(requests)
+
+    @classmethod
+    @ModelView.button_action('webservice_forfait.wizard_request_reopen')
+    def reopen(cls, requests):
+        pass
+
+    @classmethod
+    @Workflow.transition('open')
+    def reverse(cls, requests, reason):
+        "Reverse the posted time of done requests and reopen them"
+        Consumption = Pool().get('forfait.consumption')
+        Consumption.reverse(requests, reason)
+        cls.write(requests, {'billed': None, 'done_date': None})
+
+
+class RequestReopen(Wizard):
+    __name__ = 'forfait.request.reopen'
+    start = StateView(
+        'forfait.request.reopen.start',
+        'webservice_forfait.request_reopen_start_view_form', [
+            Button("Cancel", 'end', 'tryton-cancel'),
+            Button("Reopen", 'reopen', 'tryton-ok', default=True),
+            ])
+    reopen = StateTransition()
+
+    def transition_reopen(self):
+        self.model.reverse(
+            [r for r in self.records if r.state == 'done'],
+            self.start.reason)
+        return 'end'
+
+
+class RequestReopenStart(ModelView):
+    __name__ = 'forfait.request.reopen.start'
+    __string__ = "Reopen Update Request"
+
+    reason = fields.Char(
+        "Reason", required=True,
+        help="Why the posted time is reversed; kept on the ledger.")

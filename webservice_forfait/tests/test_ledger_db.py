@@ -1,0 +1,224 @@
+"Ledger tests that need a database: query counts and concurrent postings"
+import datetime as dt
+import logging
+import threading
+import time
+import unittest
+from contextlib import contextmanager
+
+from trytond import backend
+from trytond.modules.company.tests import (
+    create_company, create_employee, set_company)
+from trytond.pool import Pool
+from trytond.tests.test_tryton import (
+    DB_NAME, activate_module, drop_db, with_transaction)
+from trytond.transaction import Transaction, TransactionError
+
+HOUR = dt.timedelta(hours=1)
+
+
+@contextmanager
+def count_queries():
+    "Collect the SQL statements the current transaction executes"
+    queries = []
+    connection = Transaction().connection
+    if backend.name == 'sqlite':
+        connection.set_trace_callback(queries.append)
+        try:
+            yield queries
+        finally:
+            connection.set_trace_callback(None)
+    else:
+        logger = logging.getLogger('trytond.backend.postgresql.database')
+        handler = logging.Handler()
+        handler.emit = lambda record: queries.append(record.getMessage())
+        level = logger.level
+        logger.addHandler(handler)
+        logger.setLevel(logging.DEBUG)
+        try:
+            yield queries
+        finally:
+            logger.removeHandler(handler)
+            logger.setLevel(level)
+
+
+def make_clients(company, employee, count, today):
+    "Create count clients, each with a credit and an open and a done request"
+    pool = Pool()
+    Party = pool.get('party.party')
+    Credit = pool.get('forfait.credit')
+    Request = pool.get('forfait.request')
+    Line = pool.get('timesheet.line')
+    parties = Party.create([{'name': 'Client %s' % i} for i in range(count)])
+    credits = Credit.create([{
+                'party': p.id, 'company': company.id, 'hours': 12 * HOUR,
+                'start_date': today, 'end_date': today + dt.timedelta(364),
+                'reason': 'Test'} for p in parties])
+    requests = Request.create([{
+                'party': p.id, 'company': company.id, 'subject': 'Update',
+                } for p in parties for _ in range(2)])
+    Request.open(requests)
+    Line.create([{
+                'forfait_request': r.id, 'employee': employee.id,
+                'company': company.id, 'duration': HOUR + HOUR / 6,
+                } for r in requests])
+    Request.done(requests[::2])
+    return parties, credits
+
+
+class BalanceQueryTestCase(unittest.TestCase):
+    "Balances cost the same number of queries for 1 or 500 records"
+
+    @classmethod
+    def setUpClass(cls):
+        drop_db()
+        activate_module(['webservice_forfait'])
+
+    @classmethod
+    def tearDownClass(cls):
+        drop_db()
+
+    @with_transaction()
+    def test_balance_query_count(self):
+        pool = Pool()
+        Party = pool.get('party.party')
+        Credit = pool.get('forfait.credit')
+        Request = pool.get('forfait.request')
+        company = create_company()
+        with set_company(company):
+            employee = create_employee(company)
+            today = pool.get('ir.date').today()
+            parties, credits = make_clients(company, employee, 500, today)
+            requests = Request.search([])
+
+            counts = {}
+            for size in [1, 500]:
+                for name, records, getter, names in [
+                        ('party', parties, Party.get_forfait_balance,
+                            ['forfait_remaining', 'forfait_pending',
+                                'forfait_available']),
+                        ('credit', credits, Credit.get_balance,
+                            ['consumed', 'remaining']),
+                        ('request', requests, Request.get_times,
+                            ['time_spent', 'time_billed']),
+                        ]:
+                    with count_queries() as queries:
+                        values = getter(records[:size], names)
+                    counts[name, size] = len(queries)
+                    self.assertEqual(len(values[names[0]]), size)
+            for name in ['party', 'credit', 'request']:
+                self.assertEqual(counts[name, 1], counts[name, 500], name)
+            self.assertLessEqual(counts['party', 500], 3)
+
+            balance = Party.get_forfait_balance(parties[:1], [
+                    'forfait_remaining', 'forfait_pending'])
+            # 12:00 less one done request billed 1:15; 1:15 pending
+            self.assertEqual(
+                balance['forfait_remaining'][parties[0].id],
+                12 * HOUR - (HOUR + HOUR / 4))
+            self.assertEqual(
+                balance['forfait_pending'][parties[0].id], HOUR + HOUR / 4)
+
+
+@unittest.skipUnless(
+    backend.name == 'postgresql', "SQLite has no row locks")
+class ConcurrentPostingTestCase(unittest.TestCase):
+    "Requests closed at once never consume more than a credit holds"
+
+    @classmethod
+    def setUpClass(cls):
+        drop_db()
+        activate_module(['webservice_forfait'])
+
+    @classmethod
+    def tearDownClass(cls):
+        drop_db()
+
+    def run_in_transaction(self, func, context=None, attempts=200):
+        """Run func in a committed transaction, retried as the RPC layer
+        does when locks are missing or busy"""
+        extras = {}
+        for _ in range(attempts):
+            try:
+                with Transaction().start(
+                        DB_NAME, 1, context=context, **extras) as transaction:
+                    try:
+                        result = func()
+                    except TransactionError as e:
+                        transaction.rollback()
+                        e.fix(extras)
+                        continue
+                    transaction.commit()
+                    return result
+            except backend.DatabaseOperationalError:
+                # the locks were not granted at start: wait and try again
+                self.lock_waits += 1
+                time.sleep(0.05)
+        raise RuntimeError("gave up after %s attempts" % attempts)
+
+    lock_waits = 0
+
+    def test_concurrent_postings(self):
+        def set_up():
+            pool = Pool()
+            Party = pool.get('party.party')
+            Credit = pool.get('forfait.credit')
+            Request = pool.get('forfait.request')
+            Line = pool.get('timesheet.line')
+            company = create_company()
+            with set_company(company):
+                employee = create_employee(company)
+                party = Party(name="Hôtel Bakoua Plage")
+                party.save()
+                today = pool.get('ir.date').today()
+                credit, = Credit.create([{
+                            'party': party.id, 'company': company.id,
+                            'hours': 10 * HOUR, 'start_date': today,
+                            'end_date': today + dt.timedelta(364),
+                            'reason': "Test"}])
+                requests = Request.create([{
+                            'party': party.id, 'company': company.id,
+                            'subject': "Update %s" % i} for i in range(12)])
+                Request.open(requests)
+                Line.create([{
+                            'forfait_request': r.id,
+                            'employee': employee.id, 'company': company.id,
+                            'duration': HOUR} for r in requests])
+            return company.id, credit.id, [r.id for r in requests]
+
+        company_id, credit_id, request_ids = self.run_in_transaction(set_up)
+        context = {'company': company_id, 'companies': [company_id]}
+        errors = []
+
+        def close(request_id):
+            def done():
+                Request = Pool().get('forfait.request')
+                Request.done([Request(request_id)])
+            try:
+                self.run_in_transaction(done, context=context)
+            except Exception as exception:
+                errors.append(exception)
+
+        threads = [
+            threading.Thread(target=close, args=(i,)) for i in request_ids]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        self.assertEqual(errors, [])
+
+        def check():
+            pool = Pool()
+            Credit = pool.get('forfait.credit')
+            Consumption = pool.get('forfait.consumption')
+            credit = Credit(credit_id)
+            consumptions = Consumption.search([])
+            self.assertEqual(credit.remaining, dt.timedelta(0))
+            self.assertEqual(credit.state, 'exhausted')
+            self.assertEqual(
+                sum((c.duration for c in consumptions), dt.timedelta()),
+                12 * HOUR)
+            self.assertEqual(
+                sum((c.duration for c in consumptions if not c.credit),
+                    dt.timedelta()), 2 * HOUR)
+        self.run_in_transaction(check, context=context)
