@@ -12,19 +12,13 @@ from collections import Counter
 from decimal import Decimal
 
 from proteus import Model, Wizard, config
+from webservice_forfait.ledger import format_duration as fmt
 
 
 def hm(value):
     "Return the timedelta of an 'h:mm' string"
     hours, minutes = value.split(':')
     return datetime.timedelta(hours=int(hours), minutes=int(minutes))
-
-
-def fmt(duration):
-    "Format a timedelta as h:mm with a sign"
-    sign = '-' if duration < datetime.timedelta() else ''
-    minutes = int(abs(duration).total_seconds()) // 60
-    return '%s%d:%02d' % (sign, minutes // 60, minutes % 60)
 
 
 def ref(xml_id):
@@ -310,10 +304,6 @@ def set_prices():
     for key, price in PRICES.items():
         template = Template(ref('template_forfait_%s' % key))
         template.list_price = price
-        # The shipped templates are not salable and have no sale unit:
-        # without one, choosing the service on a subscription line fails.
-        template.salable = True
-        template.sale_uom = template.default_uom
         template.save()
         services[key] = Service(ref('service_forfait_%s' % key))
     return services
@@ -452,9 +442,19 @@ def print_summary(clients):
                 fmt(ledger_remaining(party)), fmt(party.forfait_pending)))
 
 
+def close_config_wizard():
+    "Mark the set-up wizard done so the web client opens on the menu"
+    Item = Model.get('ir.module.config_wizard.item')
+    items = Item.find([('state', '!=', 'done')])
+    for item in items:
+        item.state = 'done'
+    Item.save(items)
+
+
 def main(database, config_file):
     start = time.monotonic()
     config.set_trytond(database=database, config_file=config_file)
+    close_config_wizard()
     company, employees, martinique, french = setup_company()
     services = set_prices()
     clients = create_clients(martinique, french)

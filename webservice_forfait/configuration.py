@@ -34,7 +34,7 @@ class Configuration(ModelSingleton, ModelSQL, ModelView):
             ], "Rounding Method", required=True, sort=False,
         help="How the total time of a request is rounded to the unit.")
     rounding_minimum = fields.TimeDelta(
-        "Minimum per Request", required=True,
+        "Minimum per Request", 'forfait_hours', required=True,
         domain=[('rounding_minimum', '>=', TimeDelta())],
         help="The least time billed for a request with billable time.")
     overage_policy = fields.Selection([

@@ -52,14 +52,14 @@ class Credit(ModelSQL, ModelView):
         states={'readonly': Bool(Eval('consumptions', [-1]))},
         help="The last day on which the hours can be used.")
     hours = fields.TimeDelta(
-        "Hours", required=True,
+        "Hours", 'forfait_hours', required=True,
         domain=[('hours', '>', TimeDelta())],
         states={'readonly': Bool(Eval('consumptions', [-1]))},
         help="The time credited for the whole period.")
     consumed = fields.Function(
-        fields.TimeDelta("Consumed"), 'get_balance')
+        fields.TimeDelta("Consumed", 'forfait_hours'), 'get_balance')
     remaining = fields.Function(
-        fields.TimeDelta("Remaining"), 'get_balance')
+        fields.TimeDelta("Remaining", 'forfait_hours'), 'get_balance')
     origin = fields.Reference(
         "Origin", selection='get_origins', readonly=True,
         help="The subscription line that yielded the credit.")
@@ -261,7 +261,8 @@ class Consumption(ModelSQL, ModelView):
         'forfait.credit', "Credit", readonly=True, ondelete='RESTRICT',
         help="Empty for time that no credit covered (overdraft).")
     date = fields.Date("Date", required=True, readonly=True)
-    duration = fields.TimeDelta("Duration", required=True, readonly=True)
+    duration = fields.TimeDelta(
+        "Duration", 'forfait_hours', required=True, readonly=True)
     kind = fields.Selection([
             ('posting', "Posting"),
             ('reversal', "Reversal"),
@@ -416,7 +417,7 @@ class ConsumptionMonthly(ModelSQL, ModelView):
     year = fields.Integer("Year")
     month = fields.Many2One('ir.calendar.month', "Month")
     period = fields.Function(fields.Char("Period"), 'get_period')
-    duration = fields.TimeDelta("Duration")
+    duration = fields.TimeDelta("Duration", 'forfait_hours')
 
     @classmethod
     def __setup__(cls):
@@ -434,7 +435,7 @@ class ConsumptionMonthly(ModelSQL, ModelView):
         month = Month.__table__()
         year = Extract('YEAR', consumption.date)
         return consumption.join(month,
-            condition=Extract('MONTH', consumption.date) == month.id
+            condition=Extract('MONTH', consumption.date) == month.index
             ).select(
             Max(consumption.id).as_('id'),
             consumption.company,

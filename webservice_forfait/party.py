@@ -22,25 +22,25 @@ class Party(metaclass=PoolMeta):
     forfait_credits = fields.One2Many(
         'forfait.credit', 'party', "Forfait Credits", readonly=True)
     forfait_hours = fields.Function(fields.TimeDelta(
-            "Credited Hours",
+            "Credited Hours", 'forfait_hours',
             help="The hours of the credits valid today."),
         'get_forfait_balance')
     forfait_consumed = fields.Function(fields.TimeDelta(
-            "Consumed Hours",
+            "Consumed Hours", 'forfait_hours',
             help="The time consumed from the credits valid today "
             "and the overdraft not yet carried."),
         'get_forfait_balance')
     forfait_remaining = fields.Function(fields.TimeDelta(
-            "Remaining Hours",
+            "Remaining Hours", 'forfait_hours',
             help="The credited hours less the consumed hours; "
             "negative when in overdraft."),
         'get_forfait_balance')
     forfait_pending = fields.Function(fields.TimeDelta(
-            "Pending Hours",
+            "Pending Hours", 'forfait_hours',
             help="The time billed so far on open requests."),
         'get_forfait_balance')
     forfait_available = fields.Function(fields.TimeDelta(
-            "Available Hours",
+            "Available Hours", 'forfait_hours',
             help="The remaining hours less the pending hours."),
         'get_forfait_balance')
 

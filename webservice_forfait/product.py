@@ -15,7 +15,7 @@ class Template(metaclass=PoolMeta):
         states={'invisible': Eval('type') != 'service'},
         help="Check for a yearly update package sold by subscription.")
     forfait_monthly_hours = fields.TimeDelta(
-        "Monthly Hours",
+        "Monthly Hours", 'forfait_hours',
         states={
             'invisible': ~Eval('forfait'),
             'required': Eval('forfait', False),

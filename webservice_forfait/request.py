@@ -8,7 +8,7 @@ from trytond.model.exceptions import AccessError
 from trytond.pool import Pool
 from trytond.pyson import Eval, If
 from trytond.tools import grouped_slice
-from trytond.transaction import Transaction
+from trytond.transaction import Transaction, without_check_access
 from trytond.wizard import Button, StateTransition, StateView, Wizard
 
 from .exceptions import PostingError
@@ -54,7 +54,7 @@ class Request(Workflow, ModelSQL, ModelView):
             ],
         context={'company': Eval('company', -1)}, depends={'company'},
         states={'readonly': _readonly},
-        help="The e-mail address that receives the report.")
+        help="The client's e-mail address for this request.")
     subject = fields.Char(
         "Subject", required=True, states={'readonly': _readonly})
     description = fields.Text(
@@ -82,16 +82,19 @@ class Request(Workflow, ModelSQL, ModelView):
         states={'readonly': _readonly | (Eval('id', -1) < 0)},
         help="The time spent by the staff on the request.")
     time_spent = fields.Function(
-        fields.TimeDelta("Time Spent", help="The billable time logged."),
+        fields.TimeDelta(
+            "Time Spent", 'forfait_hours', help="The billable time logged."),
         'get_times')
     time_goodwill = fields.Function(
         fields.TimeDelta(
-            "Goodwill Time", help="The non-billable time logged."),
+            "Goodwill Time", 'forfait_hours',
+            help="The non-billable time logged."),
         'get_times')
-    billed = fields.TimeDelta("Billed Time Posted", readonly=True)
+    billed = fields.TimeDelta(
+        "Billed Time Posted", 'forfait_hours', readonly=True)
     time_billed = fields.Function(
         fields.TimeDelta(
-            "Time Billed",
+            "Time Billed", 'forfait_hours',
             help="The time spent after rounding: what the forfait pays."),
         'get_times')
     consumptions = fields.One2Many(
@@ -249,7 +252,8 @@ class Request(Workflow, ModelSQL, ModelView):
                 values['number'] = sequence.get()
         requests = super().create(vlist)
         works = [Work(origin=r, company=r.company) for r in requests]
-        Work.save(works)
+        with without_check_access():
+            Work.save(works)
         for request, work in zip(requests, works):
             request.timesheet_work = work
         cls.save(requests)
@@ -262,7 +266,7 @@ class Request(Workflow, ModelSQL, ModelView):
             default.setdefault(name, None)
         default.setdefault('timesheet_lines')
         default.setdefault('consumptions')
-        default.setdefault('request_date', None)
+        default.setdefault('request_date', cls.default_request_date())
         return super().copy(requests, default=default)
 
     @classmethod
