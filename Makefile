@@ -9,6 +9,7 @@ DEMO_DB := demo
 DB_URI ?= sqlite://
 PG_URI ?= postgresql://postgres@127.0.0.1:5432/
 PYTEST_ARGS ?=
+LINT_PATHS := $(wildcard webservice_forfait demo tests bench)
 CACHE := $(CURDIR)/.cache
 # Cached test databases are keyed by the module's schema and data files.
 SCHEMA_KEY := $(shell cat webservice_forfait/tryton.cfg webservice_forfait/*.py webservice_forfait/*.xml 2>/dev/null | md5sum | cut -c1-12)
@@ -77,8 +78,8 @@ test-postgresql: $(VENV)/.installed
 		$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed
-	$(BIN)/flake8 webservice_forfait demo tests bench
-	$(BIN)/isort --check-only --diff webservice_forfait demo tests bench
+	$(BIN)/flake8 $(LINT_PATHS)
+	$(BIN)/isort --check-only --diff $(LINT_PATHS)
 
 bench: $(VENV)/.installed
 	@echo "No benchmark yet."
