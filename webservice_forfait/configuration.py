@@ -1,5 +1,6 @@
 import datetime
 
+from trytond import config
 from trytond.model import ModelSingleton, ModelSQL, ModelView, fields
 from trytond.pool import Pool
 from trytond.pyson import Id, TimeDelta
@@ -41,6 +42,59 @@ class Configuration(ModelSingleton, ModelSQL, ModelView):
             ('carry', "Carry to the next credit"),
             ], "Overage Policy", required=True,
         help="What happens to billed time that no credit covers.")
+
+    email_sender = fields.Char(
+        "Sender Address",
+        help="The From of the e-mails sent to clients, "
+        'e.g. "Web Service <update@webservice-mq.fr>".')
+    inbound_address = fields.Char(
+        "Inbound Address",
+        help="The address clients write to, e.g. update@webservice-mq.fr.")
+    inbound_inbox = fields.Many2One(
+        'inbound.email.inbox', "Inbound Inbox",
+        help="The inbox whose rules turn received e-mail into requests.")
+    email_max_size = fields.Integer(
+        "Maximum E-mail Size",
+        domain=['OR',
+            ('email_max_size', '=', None),
+            ('email_max_size', '>', 0)],
+        help="In bytes: a larger e-mail is refused and its sender told.")
+    imap_host = fields.Char(
+        "IMAP Server",
+        help="Leave empty when e-mail is delivered to the inbox URL.")
+    imap_port = fields.Integer("IMAP Port")
+    imap_security = fields.Selection([
+            ('ssl', "SSL/TLS"),
+            ('starttls', "STARTTLS"),
+            ('none', "None"),
+            ], "IMAP Security", required=True)
+    imap_user = fields.Char("IMAP User")
+    imap_password = fields.Char("IMAP Password", strip=False)
+    imap_folder = fields.Char("IMAP Folder")
+    imap_processed_folder = fields.Char(
+        "IMAP Processed Folder",
+        help="Where fetched messages are moved; empty to leave them, "
+        "flagged, in the folder.")
+
+    @classmethod
+    def default_email_max_size(cls):
+        return 10_000_000
+
+    @classmethod
+    def default_imap_security(cls):
+        return 'ssl'
+
+    @classmethod
+    def default_imap_port(cls):
+        return 993
+
+    @classmethod
+    def default_imap_folder(cls):
+        return 'INBOX'
+
+    @classmethod
+    def default_email_sender(cls):
+        return config.get('email', 'from')
 
     @classmethod
     def default_request_sequence(cls):

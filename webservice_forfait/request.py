@@ -3,7 +3,8 @@ from collections import defaultdict
 from sql.aggregate import Sum
 
 from trytond.i18n import gettext
-from trytond.model import Index, ModelSQL, ModelView, Workflow, fields
+from trytond.model import (
+    ChatMixin, Index, ModelSQL, ModelView, Workflow, fields)
 from trytond.model.exceptions import AccessError
 from trytond.pool import Pool
 from trytond.pyson import Eval, If
@@ -27,7 +28,7 @@ CATEGORIES = [
     ]
 
 
-class Request(Workflow, ModelSQL, ModelView):
+class Request(Workflow, ModelSQL, ModelView, ChatMixin):
     __name__ = 'forfait.request'
     __string__ = "Update Request"
     _rec_name = 'number'
@@ -99,6 +100,11 @@ class Request(Workflow, ModelSQL, ModelView):
         'get_times')
     consumptions = fields.One2Many(
         'forfait.consumption', 'request', "Consumptions", readonly=True)
+    email_sender = fields.Char(
+        "E-mail Sender", readonly=True,
+        states={'invisible': Eval('channel') != 'email'},
+        help="The address the request was received from.")
+    email_message_id = fields.Char("E-mail Message-ID", readonly=True)
     state = fields.Selection([
             ('draft', "Draft"),
             ('open', "Open"),

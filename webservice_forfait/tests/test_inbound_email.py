@@ -1,0 +1,273 @@
+"The e-mail corpus through the real inbox route, with a real SMTP server"
+import io
+import json
+import math
+import os
+import threading
+import unittest
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import trytond.config as config
+from trytond.modules.company.tests import create_company, set_company
+from trytond.pool import Pool
+from trytond.tests.test_tryton import DB_NAME, RouteTestCase
+from trytond.transaction import Transaction
+from trytond.worker import run_task
+from webservice_forfait import mta
+from webservice_forfait.mail import parse
+
+from .smtp_server import SMTPServer
+
+CORPUS = os.path.join(os.path.dirname(__file__), 'emails')
+CLIENTS = {
+    "Boulangerie Chez Lucette": [
+        'lucette.marie@chezlucette.mq', 'commandes@chezlucette.mq'],
+    "Hôtel Bakoua Plage": ['direction@bakoua-plage.mq'],
+    "Habitation Bellevue": ['contact@habitation-bellevue.mq'],
+    "Garage Caraïbes": ['accueil@groupe-caraibes.mq'],
+    "Caraïbes Location": ['accueil@groupe-caraibes.mq'],
+    }
+IDENTIFIER = 'f0rfa1t'
+HTTP_MAX_SIZE = 2_000_000
+
+
+def corpus():
+    with open(os.path.join(CORPUS, 'manifest.json'), encoding='utf-8') as f:
+        for entry in json.load(f):
+            with open(os.path.join(CORPUS, entry['file']), 'rb') as f:
+                data = f.read()
+            if 'generate' in entry:
+                data = pad(data, entry['generate'])
+            yield entry, data
+
+
+def pad(data, rule):
+    "Grow a template message to the size the manifest asks for"
+    line = (rule['pad_line'] + rule['line_ending']).encode()
+    marker = rule['insert_before'].encode()
+    count = math.ceil((rule['size'] - len(data)) / len(line))
+    position = data.index(marker)
+    return data[:position] + line * count + data[position:]
+
+
+class InboundEmailTestCase(RouteTestCase):
+    "Every message of the corpus ends as the manifest says"
+    module = 'webservice_forfait'
+
+    @classmethod
+    def setUpClass(cls):
+        cls.smtp = SMTPServer().start()
+        cls.addClassCleanup(cls.smtp.stop)
+        for section, option, value in [
+                ('email', 'uri', cls.smtp.uri),
+                ('email', 'from', 'update@webservice.mq'),
+                ]:
+            if not config.has_section(section):
+                config.add_section(section)
+                cls.addClassCleanup(config.remove_section, section)
+            old = config.get(section, option)
+            config.set(section, option, value)
+            if old is not None:
+                cls.addClassCleanup(config.set, section, option, old)
+        super().setUpClass()
+
+    @classmethod
+    def setUpDatabase(cls):
+        pool = Pool()
+        Party = pool.get('party.party')
+        Request = pool.get('forfait.request')
+        Config = pool.get('forfait.configuration')
+        company = create_company()
+        with set_company(company):
+            parties = {name: Party(name=name, contact_mechanisms=[
+                        {'type': 'email', 'value': e} for e in emails])
+                for name, emails in CLIENTS.items()}
+            Party.save(parties.values())
+            Request.create([{
+                        'number': 'MAJ-2026-0001', 'subject': "Horaires",
+                        'party': parties["Boulangerie Chez Lucette"].id,
+                        'email_message_id':
+                            '<ack-MAJ-2026-0001@webservice.mq>',
+                        }, {
+                        'number': 'MAJ-2026-0002', 'subject': "Chambres",
+                        'party': parties["Hôtel Bakoua Plage"].id,
+                        }])
+            config = Config(1)
+            config.email_sender = 'Web Service <update@webservice.mq>'
+            config.save()
+            inbox = config.inbound_inbox
+            inbox.identifier = IDENTIFIER
+            inbox.save()
+            config.request_sequence.number_next = 3
+            config.request_sequence.save()
+
+    def test_corpus(self):
+        client = self.client()
+        url = '/%s/inbound_email/inbox/%s' % (DB_NAME, IDENTIFIER)
+        for entry, data in corpus():
+            with self.subTest(file=entry['file']):
+                sent = len(self.smtp.messages)
+                if len(data) < HTTP_MAX_SIZE:
+                    response = client.post(url, data=data)
+                    self.assertEqual(response.status_code, 204)
+                else:
+                    # the inbox URL refuses it (413) and the MTA bounces it;
+                    # the mailbox poller hands it over like this
+                    self.receive(data)
+                self.check(entry, data, self.smtp.messages[sent:])
+
+    def receive(self, data):
+        with Transaction().start(DB_NAME, 0) as transaction:
+            pool = Pool()
+            Email = pool.get('inbound.email')
+            Config = pool.get('forfait.configuration')
+            inbox = Config(1).inbound_inbox
+            email_ = Email(inbox=inbox, data=data, data_type='raw')
+            inbox.process(email_)
+            email_.save()
+            transaction.commit()
+            tasks = list(transaction.tasks)
+            transaction.tasks.clear()
+        for task_id in tasks:
+            run_task(DB_NAME, task_id)
+
+    def check(self, entry, data, sent):
+        mail = parse(data)
+        with Transaction().start(DB_NAME, 0):
+            pool = Pool()
+            Email = pool.get('inbound.email')
+            Request = pool.get('forfait.request')
+            Attachment = pool.get('ir.attachment')
+            Message = pool.get('ir.chat.message')
+            email_, = Email.search([], order=[('id', 'DESC')], limit=1)
+            self.assertEqual(email_.data, data, "the mail is stored as is")
+            outcome = entry['outcome']
+            state = {
+                'new_request': 'processed', 'appended': 'processed',
+                'rejected_size': 'rejected',
+                }.get(outcome, outcome)
+            self.assertEqual(
+                email_.forfait_state, state, email_.forfait_error)
+            request = email_.result
+            if outcome in {'new_request', 'appended'}:
+                self.assertIsInstance(request, Request)
+                self.assertEqual(
+                    request.party.name if request.party else None,
+                    entry['party'])
+                attachments = {
+                    a.name for a in Attachment.search(
+                        [('resource', '=', str(request))])}
+                self.assertLessEqual(
+                    set(entry.get('attachments') or []), attachments)
+            else:
+                self.assertIsNone(request)
+            if outcome == 'new_request':
+                self.assertNotIn(
+                    request.number, {'MAJ-2026-0001', 'MAJ-2026-0002'})
+                self.assertEqual(request.channel, 'email')
+                self.assertEqual(request.state, 'draft')
+                if entry.get('subject'):
+                    self.assertEqual(request.subject, entry['subject'][:250])
+                text = request.description
+            elif outcome == 'appended':
+                self.assertEqual(request.number, entry['request'])
+                message, = Message.search([
+                        ('reference', '=', mail.message_id)])
+                self.assertEqual(message.channel.resource, request)
+                text = message.content
+            else:
+                text = None
+            if text is not None:
+                for fragment in entry.get('text_contains') or []:
+                    self.assertIn(fragment, text)
+            if entry.get('acknowledged'):
+                self.assertEqual(len(sent), 1, [m['Subject'] for m in sent])
+                ack, = sent
+                self.assertEqual(ack['In-Reply-To'].strip(), mail.message_id)
+                self.assertIn(request.number, ack['Subject'])
+                self.assertIn(mail.sender, ack['To'].lower())
+                self.assertEqual(
+                    request.email_message_id, ack['Message-ID'].strip())
+            elif entry.get('size_notice'):
+                self.assertEqual(len(sent), 1, [m['Subject'] for m in sent])
+                notice, = sent
+                self.assertIn(mail.sender, notice['To'].lower())
+            else:
+                self.assertEqual(sent, [])
+
+
+class OutboxTestCase(RouteTestCase):
+    "With the SMTP server down, the acknowledgement waits and goes later"
+    module = 'webservice_forfait'
+
+    @classmethod
+    def setUpDatabase(cls):
+        InboundEmailTestCase.setUpDatabase()
+
+    def test_smtp_down(self):
+        smtp = SMTPServer()
+        old = config.get('email', 'uri')
+        config.set('email', 'uri', smtp.uri)
+        self.addCleanup(config.set, 'email', 'uri', old)
+        data = (
+            b'From: Lucette Marie <lucette.marie@chezlucette.mq>\r\n'
+            b'To: update@webservice.mq\r\n'
+            b'Subject: Changer la photo du jour\r\n'
+            b'Message-ID: <smtp-down-1@chezlucette.mq>\r\n'
+            b'\r\nBonjour, merci de changer la photo.\r\n')
+        response = self.client().post(
+            '/%s/inbound_email/inbox/%s' % (DB_NAME, IDENTIFIER), data=data)
+        self.assertEqual(response.status_code, 204)
+
+        def outbox():
+            with Transaction().start(DB_NAME, 0):
+                Outbox = Pool().get('forfait.outbox')
+                return [(o.state, o.attempts) for o in Outbox.search([])]
+        self.assertEqual(outbox(), [('pending', 1)])
+
+        with smtp:
+            with Transaction().start(DB_NAME, 0) as transaction:
+                Pool().get('forfait.outbox').send_pending()
+                transaction.commit()
+            self.assertEqual(outbox(), [('sent', 1)])
+            ack, = smtp.messages
+            self.assertEqual(
+                ack['In-Reply-To'].strip(), '<smtp-down-1@chezlucette.mq>')
+
+
+class MTACommandTestCase(unittest.TestCase):
+    "The MTA pipe command posts the message and maps failures to retries"
+
+    def test_post(self):
+        received = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                length = int(self.headers['Content-Length'])
+                received.append((self.path, self.rfile.read(length)))
+                self.send_response(204 if 'good' in self.path else 500)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        server = HTTPServer(('127.0.0.1', 0), Handler)
+        thread = threading.Thread(target=server.serve_forever)
+        thread.start()
+        self.addCleanup(thread.join)
+        self.addCleanup(server.shutdown)
+        base = 'http://127.0.0.1:%s/db/inbound_email/inbox/' % (
+            server.server_port)
+        message = b'From: a@example.com\r\n\r\nBonjour'
+        self.assertEqual(mta.main([base + 'good'], io.BytesIO(message)), 0)
+        self.assertEqual(
+            received, [('/db/inbound_email/inbox/good?type=raw', message)])
+        self.assertEqual(
+            mta.main([base + 'bad'], io.BytesIO(message)), mta.EX_TEMPFAIL)
+        self.assertEqual(mta.main([], io.BytesIO(b'')), mta.EX_USAGE)
+        server.server_close()
+        self.assertEqual(
+            mta.main([base + 'good'], io.BytesIO(message)), mta.EX_TEMPFAIL)
+
+
+del RouteTestCase
