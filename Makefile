@@ -16,7 +16,10 @@ SCHEMA_KEY := $(shell cat webservice_forfait/tryton.cfg webservice_forfait/*.py 
 
 export TRYTOND_EMAIL__FROM ?= webservice-forfait@localhost
 
-.PHONY: install demo demo-reset demo-db test test-sqlite test-postgresql lint bench clean
+# Debian packages the tests need (the IMAP tests run a real Dovecot).
+SYSTEM_PACKAGES := dovecot-imapd
+
+.PHONY: system-deps install demo demo-reset demo-db test test-sqlite test-postgresql lint bench clean
 
 install: $(VENV)/.installed
 
@@ -60,7 +63,15 @@ demo-reset:
 	rm -rf $(DEMO_DIR)
 	$(MAKE) demo
 
-test: $(VENV)/.installed
+system-deps:
+	@command -v dovecot >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_PACKAGES) >/dev/null; \
+		else \
+			echo "Missing $(SYSTEM_PACKAGES) (apt-get install $(SYSTEM_PACKAGES)): the IMAP tests will be skipped."; \
+		fi; }
+
+test: $(VENV)/.installed system-deps
 	$(MAKE) test-sqlite
 	@if $(BIN)/python -c "import psycopg, sys; psycopg.connect('$(PG_URI)postgres', connect_timeout=3).close()" 2>/dev/null; then \
 		$(MAKE) test-postgresql; \

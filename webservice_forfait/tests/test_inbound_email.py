@@ -16,6 +16,7 @@ from trytond.worker import run_task
 from webservice_forfait import mta
 from webservice_forfait.mail import parse
 
+from .imap_server import Dovecot
 from .smtp_server import SMTPServer
 
 CORPUS = os.path.join(os.path.dirname(__file__), 'emails')
@@ -268,6 +269,52 @@ class MTACommandTestCase(unittest.TestCase):
         server.server_close()
         self.assertEqual(
             mta.main([base + 'good'], io.BytesIO(message)), mta.EX_TEMPFAIL)
+
+
+@unittest.skipUnless(Dovecot.available(), "dovecot is not installed")
+class MailboxTestCase(RouteTestCase):
+    "A message put in a real IMAP mailbox ends up as a request"
+    module = 'webservice_forfait'
+
+    @classmethod
+    def setUpClass(cls):
+        cls.smtp = SMTPServer().start()
+        cls.addClassCleanup(cls.smtp.stop)
+        cls.dovecot = Dovecot().start()
+        cls.addClassCleanup(cls.dovecot.stop)
+        old = config.get('email', 'uri')
+        config.set('email', 'uri', cls.smtp.uri)
+        cls.addClassCleanup(config.set, 'email', 'uri', old)
+        super().setUpClass()
+
+    @classmethod
+    def setUpDatabase(cls):
+        InboundEmailTestCase.setUpDatabase()
+        Config = Pool().get('forfait.configuration')
+        config_ = Config(1)
+        config_.imap_host = cls.dovecot.host
+        config_.imap_port = cls.dovecot.port
+        config_.imap_security = 'none'
+        config_.imap_user = cls.dovecot.user
+        config_.imap_password = cls.dovecot.password
+        config_.imap_processed_folder = 'Processed'
+        config_.save()
+
+    def test_fetch(self):
+        entries = {e['file']: (e, d) for e, d in corpus()}
+        entry, data = entries['04_pieces_jointes_carte_noel.eml']
+        self.dovecot.append(data)
+        for _ in range(2):
+            with Transaction().start(DB_NAME, 0) as transaction:
+                Pool().get('inbound.email').forfait_fetch_mailboxes()
+                transaction.commit()
+                tasks = list(transaction.tasks)
+                transaction.tasks.clear()
+            for task_id in tasks:
+                run_task(DB_NAME, task_id)
+        self.assertEqual(self.dovecot.messages('INBOX'), [])
+        self.assertEqual(len(self.dovecot.messages('Processed')), 1)
+        InboundEmailTestCase.check(self, entry, data, self.smtp.messages)
 
 
 del RouteTestCase
