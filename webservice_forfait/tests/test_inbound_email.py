@@ -51,25 +51,41 @@ def pad(data, rule):
     return data[:position] + line * count + data[position:]
 
 
+def run_committed(func):
+    "Run func in a committed transaction, then the tasks it queued"
+    with Transaction().start(DB_NAME, 0) as transaction:
+        func()
+        transaction.commit()
+        tasks = list(transaction.tasks)
+        transaction.tasks.clear()
+    for task_id in tasks:
+        run_task(DB_NAME, task_id)
+
+
+def use_smtp_server(cls):
+    "Send the mail of the test class to a real SMTP server on loopback"
+    cls.smtp = SMTPServer().start()
+    cls.addClassCleanup(cls.smtp.stop)
+    for section, option, value in [
+            ('email', 'uri', cls.smtp.uri),
+            ('email', 'from', 'update@webservice.mq'),
+            ]:
+        if not config.has_section(section):
+            config.add_section(section)
+            cls.addClassCleanup(config.remove_section, section)
+        old = config.get(section, option)
+        config.set(section, option, value)
+        if old is not None:
+            cls.addClassCleanup(config.set, section, option, old)
+
+
 class InboundEmailTestCase(RouteTestCase):
     "Every message of the corpus ends as the manifest says"
     module = 'webservice_forfait'
 
     @classmethod
     def setUpClass(cls):
-        cls.smtp = SMTPServer().start()
-        cls.addClassCleanup(cls.smtp.stop)
-        for section, option, value in [
-                ('email', 'uri', cls.smtp.uri),
-                ('email', 'from', 'update@webservice.mq'),
-                ]:
-            if not config.has_section(section):
-                config.add_section(section)
-                cls.addClassCleanup(config.remove_section, section)
-            old = config.get(section, option)
-            config.set(section, option, value)
-            if old is not None:
-                cls.addClassCleanup(config.set, section, option, old)
+        use_smtp_server(cls)
         super().setUpClass()
 
     @classmethod
@@ -118,19 +134,14 @@ class InboundEmailTestCase(RouteTestCase):
                 self.check(entry, data, self.smtp.messages[sent:])
 
     def receive(self, data):
-        with Transaction().start(DB_NAME, 0) as transaction:
+        def store():
             pool = Pool()
             Email = pool.get('inbound.email')
-            Config = pool.get('forfait.configuration')
-            inbox = Config(1).inbound_inbox
+            inbox = pool.get('forfait.configuration')(1).inbound_inbox
             email_ = Email(inbox=inbox, data=data, data_type='raw')
             inbox.process(email_)
             email_.save()
-            transaction.commit()
-            tasks = list(transaction.tasks)
-            transaction.tasks.clear()
-        for task_id in tasks:
-            run_task(DB_NAME, task_id)
+        run_committed(store)
 
     def check(self, entry, data, sent):
         mail = parse(data)
@@ -278,13 +289,9 @@ class MailboxTestCase(RouteTestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.smtp = SMTPServer().start()
-        cls.addClassCleanup(cls.smtp.stop)
+        use_smtp_server(cls)
         cls.dovecot = Dovecot().start()
         cls.addClassCleanup(cls.dovecot.stop)
-        old = config.get('email', 'uri')
-        config.set('email', 'uri', cls.smtp.uri)
-        cls.addClassCleanup(config.set, 'email', 'uri', old)
         super().setUpClass()
 
     @classmethod
@@ -305,13 +312,8 @@ class MailboxTestCase(RouteTestCase):
         entry, data = entries['04_pieces_jointes_carte_noel.eml']
         self.dovecot.append(data)
         for _ in range(2):
-            with Transaction().start(DB_NAME, 0) as transaction:
-                Pool().get('inbound.email').forfait_fetch_mailboxes()
-                transaction.commit()
-                tasks = list(transaction.tasks)
-                transaction.tasks.clear()
-            for task_id in tasks:
-                run_task(DB_NAME, task_id)
+            run_committed(
+                lambda: Pool().get('inbound.email').forfait_fetch_mailboxes())
         self.assertEqual(self.dovecot.messages('INBOX'), [])
         self.assertEqual(len(self.dovecot.messages('Processed')), 1)
         InboundEmailTestCase.check(self, entry, data, self.smtp.messages)
