@@ -7,6 +7,7 @@ from sql.functions import Lower
 
 from trytond.i18n import gettext
 from trytond.model import Index, ModelView, fields
+from trytond.modules.inbound_email.ir import DESTINATION_RE
 from trytond.pool import Pool, PoolMeta
 from trytond.pyson import Eval
 from trytond.transaction import Transaction, without_check_access
@@ -193,9 +194,17 @@ class Request(metaclass=PoolMeta):
 
     @classmethod
     def thread_of(cls, mail):
-        "Return the request a reply belongs to, by number or Message-ID"
+        """Return the request a reply belongs to: by the conversation
+        address it answers, the number in its subject or its Message-IDs"""
         pool = Pool()
+        Channel = pool.get('ir.chat.channel')
         Message = pool.get('ir.chat.message')
+        for address in mail.recipients:
+            if match := DESTINATION_RE.match(address):
+                channels = Channel.search(
+                    [('identifier', '=', match.group(1))], limit=1)
+                if channels and isinstance(channels[0].resource, cls):
+                    return channels[0].resource
         if mail.numbers:
             requests = cls.search([('number', 'in', mail.numbers)], limit=1)
             if requests:

@@ -20,6 +20,7 @@ MESSAGE_IDS = re.compile(r'<[^<>\s]+>')
 class Mail:
     sender: str = None
     sender_name: str = ''
+    recipients: list = field(default_factory=list)
     subject: str = ''
     message_id: str = None
     references: list = field(default_factory=list)
@@ -86,6 +87,13 @@ def _header(message, name):
 
 def _content(part):
     "Return the decoded text of a part, whatever its charset says"
+    if part.get_content_charset() in {None, 'us-ascii', 'ascii'}:
+        # undeclared 8-bit text is UTF-8 from most clients, else Windows-1252
+        payload = part.get_payload(decode=True) or b''
+        try:
+            return payload.decode('utf-8')
+        except UnicodeDecodeError:
+            return payload.decode('windows-1252', errors='replace')
     try:
         return part.get_content()
     except Exception:
@@ -197,6 +205,12 @@ def parse(raw):
     if address and '@' in address:
         mail.sender = address.strip().lower()
         mail.sender_name = name
+    try:
+        mail.recipients = [
+            a.lower() for _, a in getaddresses(
+                [_header(message, h) or '' for h in ['To', 'Cc']]) if a]
+    except Exception:
+        pass
     mail.subject = ' '.join((_header(message, 'Subject') or '').split())
     mail.message_id = (_header(message, 'Message-ID') or '').strip() or None
     mail.references = MESSAGE_IDS.findall(' '.join(filter(None, [

@@ -11,8 +11,10 @@ class _Handler:
         self.messages = []
 
     async def handle_DATA(self, server, session, envelope):
-        self.messages.append(email.message_from_bytes(
-                envelope.content, policy=email.policy.default))
+        message = email.message_from_bytes(
+            envelope.content, policy=email.policy.default)
+        message['X-Envelope-To'] = ', '.join(envelope.rcpt_tos)
+        self.messages.append(message)
         return '250 OK'
 
 

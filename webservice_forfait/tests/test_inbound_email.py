@@ -3,21 +3,29 @@ import io
 import json
 import math
 import os
+import smtplib
+import subprocess
+import sys
 import threading
 import unittest
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
+from aiosmtpd.controller import Controller
+from werkzeug.serving import make_server
+
 import trytond.config as config
+from trytond import backend
 from trytond.modules.company.tests import create_company, set_company
 from trytond.pool import Pool
 from trytond.tests.test_tryton import DB_NAME, RouteTestCase
 from trytond.transaction import Transaction
 from trytond.worker import run_task
+from trytond.wsgi import app
 from webservice_forfait import mta
 from webservice_forfait.mail import parse
 
 from .imap_server import Dovecot
-from .smtp_server import SMTPServer
+from .smtp_server import SMTPServer, free_port
 
 CORPUS = os.path.join(os.path.dirname(__file__), 'emails')
 CLIENTS = {
@@ -132,6 +140,96 @@ class InboundEmailTestCase(RouteTestCase):
                     # the mailbox poller hands it over like this
                     self.receive(data)
                 self.check(entry, data, self.smtp.messages[sent:])
+
+    def test_conversation(self):
+        "Staff messages reach the client, whose replies come back"
+        client = self.client()
+        url = '/%s/inbound_email/inbox/%s' % (DB_NAME, IDENTIFIER)
+        response = client.post(url, data=(
+                b'From: Hotel <direction@bakoua-plage.mq>\r\n'
+                b'To: update@webservice.mq\r\n'
+                b'Subject: Photos de la piscine\r\n'
+                b'Message-ID: <conversation-1@bakoua-plage.mq>\r\n'
+                b'\r\nMerci de remplacer les photos de la piscine.\r\n'))
+        self.assertEqual(response.status_code, 204)
+
+        def post():
+            pool = Pool()
+            Request = pool.get('forfait.request')
+            Channel = pool.get('ir.chat.channel')
+            request, = Request.search(
+                [('subject', '=', "Photos de la piscine")])
+            with Transaction().set_context(_check_access=False):
+                Channel.post(
+                    request, "Pouvez-vous envoyer les photos ?",
+                    audience='public')
+        sent = len(self.smtp.messages)
+        run_committed(post)
+        question, = self.smtp.messages[sent:]
+        self.assertIn('direction@bakoua-plage.mq', question['X-Envelope-To'])
+        self.assertIn("Pouvez-vous envoyer", question.get_content())
+        reply_to = str(question['Reply-To']).strip()
+        self.assertRegex(reply_to, r'^update\+[0-9a-f]{32}@webservice\.mq$')
+
+        reply = (
+            'From: Hotel <direction@bakoua-plage.mq>\r\n'
+            'To: %s\r\n'
+            'Subject: Re: les photos\r\n'
+            'Message-ID: <conversation-2@bakoua-plage.mq>\r\n'
+            '\r\nLes voici en pièce jointe.\r\n' % reply_to)
+        response = client.post(url, data=reply.encode('utf-8'))
+        self.assertEqual(response.status_code, 204)
+        with Transaction().start(DB_NAME, 0):
+            Message = Pool().get('ir.chat.message')
+            message, = Message.search(
+                [('reference', '=', '<conversation-2@bakoua-plage.mq>')])
+            self.assertEqual(
+                message.channel.resource.subject, "Photos de la piscine")
+            self.assertEqual(message.content, "Les voici en pièce jointe.")
+
+    @unittest.skipIf(
+        backend.name == 'sqlite',
+        "an in-memory SQLite database is not shared with a server thread")
+    def test_mta_end_to_end(self):
+        "A mail sent over SMTP to the MTA is piped to the inbox URL"
+        http = make_server('127.0.0.1', 0, app, threaded=True)
+        thread = threading.Thread(target=http.serve_forever)
+        thread.start()
+        self.addCleanup(thread.join)
+        self.addCleanup(http.shutdown)
+        url = 'http://127.0.0.1:%s/%s/inbound_email/inbox/%s' % (
+            http.server_port, DB_NAME, IDENTIFIER)
+        command = os.path.join(
+            os.path.dirname(sys.executable), 'forfait-mail-to-inbox')
+
+        class Alias:
+            "The MTA's update: |forfait-mail-to-inbox URL alias"
+            async def handle_DATA(self, server, session, envelope):
+                process = subprocess.run(
+                    [command, url], input=envelope.content,
+                    capture_output=True)
+                return '250 OK' if process.returncode == 0 else (
+                    '451 %s' % process.stderr.decode()[:100])
+
+        mta = Controller(Alias(), hostname='127.0.0.1', port=free_port())
+        mta.start()
+        self.addCleanup(mta.stop)
+        sent = len(self.smtp.messages)
+        with smtplib.SMTP(mta.hostname, mta.port) as smtp:
+            smtp.sendmail(
+                'contact@habitation-bellevue.mq', ['update@webservice.mq'],
+                'From: contact@habitation-bellevue.mq\r\n'
+                'To: update@webservice.mq\r\n'
+                'Subject: Fête du rhum\r\n'
+                'Message-ID: <mta-1@habitation-bellevue.mq>\r\n'
+                'Content-Type: text/plain; charset=utf-8\r\n'
+                '\r\nAnnoncer la fête du rhum samedi.\r\n'.encode())
+        with Transaction().start(DB_NAME, 0):
+            Request = Pool().get('forfait.request')
+            request, = Request.search([('subject', '=', "Fête du rhum")])
+            self.assertEqual(request.party.name, "Habitation Bellevue")
+            ack, = self.smtp.messages[sent:]
+            self.assertIn(request.number, ack['Subject'])
 
     def receive(self, data):
         def store():
