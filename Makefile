@@ -92,8 +92,8 @@ lint: $(VENV)/.installed
 	$(BIN)/flake8 $(LINT_PATHS)
 	$(BIN)/isort --check-only --diff $(LINT_PATHS)
 
-bench: $(VENV)/.installed
-	@echo "No benchmark yet."
+bench: $(VENV)/.installed system-deps
+	$(BIN)/python bench/inbound_email.py --uri $(PG_URI)
 
 clean:
 	rm -rf $(VENV) .cache $(DEMO_DIR)
