@@ -12,3 +12,7 @@ class PostingError(UserError):
 
 class LedgerAccessError(AccessError):
     pass
+
+
+class EmailConfigurationError(UserError):
+    pass

@@ -1,6 +1,8 @@
 "The e-mail channel: received mail becomes requests or conversation"
 import traceback
 from email.message import EmailMessage
+from email.parser import BytesHeaderParser
+from email.policy import default as default_policy
 from email.utils import formataddr, make_msgid
 
 from sql.functions import Lower
@@ -13,6 +15,7 @@ from trytond.pyson import Eval
 from trytond.transaction import Transaction, without_check_access
 from trytond.url import host
 
+from .exceptions import EmailConfigurationError
 from .ledger import format_duration
 from .mail import parse
 
@@ -61,6 +64,7 @@ class Email(metaclass=PoolMeta):
     def forfait_receive(cls, email_, rule):
         "Rule action: keep the message, then process it in its own task"
         email_.forfait_state = 'received'
+        email_.forfait_message_id = message_id(email_.data)
         email_.save()
         cls.__queue__.forfait_process([email_])
 
@@ -156,8 +160,20 @@ class Email(metaclass=PoolMeta):
             processed_folder=config.imap_processed_folder)
 
 
+def message_id(data):
+    "Return the Message-ID of raw data, reading the headers only"
+    try:
+        headers = BytesHeaderParser(policy=default_policy).parsebytes(data)
+        return str(headers['Message-ID'] or '').strip() or None
+    except Exception:
+        return None
+
+
 def email_message(sender, to, subject, body, in_reply_to=None):
     "Return an EmailMessage from the agency, threaded when in_reply_to"
+    if not sender:
+        raise EmailConfigurationError(
+            gettext('webservice_forfait.msg_email_sender_missing'))
     message = EmailMessage()
     message['From'] = sender
     message['To'] = to
