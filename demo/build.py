@@ -442,6 +442,19 @@ def print_summary(clients):
                 fmt(ledger_remaining(party)), fmt(party.forfait_pending)))
 
 
+def configure_email():
+    "Set the agency's addresses and give the update inbox its URL"
+    Config = Model.get('forfait.configuration')
+    configuration = Config(1)
+    configuration.email_sender = 'Web Service <update@webservice-mq.fr>'
+    configuration.inbound_address = 'update@webservice-mq.fr'
+    configuration.save()
+    inbox = configuration.inbound_inbox
+    inbox.click('new_identifier')
+    inbox.reload()
+    print("Boîte de réception des demandes : %s" % inbox.endpoint)
+
+
 def close_config_wizard():
     "Mark the set-up wizard done so the web client opens on the menu"
     Item = Model.get('ir.module.config_wizard.item')
@@ -461,6 +474,7 @@ def main(database, config_file):
     create_subscriptions(clients, services)
     create_manual_credit(company, clients['bele'])
     create_requests(clients, employees)
+    configure_email()
     print_summary(clients)
     print("Données de démonstration créées en %.1f s"
         % (time.monotonic() - start))
