@@ -37,7 +37,7 @@ $(SAO)/.installed:
 
 $(DEMO_DIR)/trytond.conf:
 	mkdir -p $(DEMO_DIR)
-	printf '[database]\nuri = %s\npath = %s\n\n[web]\nlisten = 127.0.0.1:8000\nroot = %s\n' \
+	printf '[database]\nuri = %s\npath = %s\n\n[web]\nlisten = 127.0.0.1:8000\nhostname = 127.0.0.1:8000\nroot = %s\n' \
 		'$(DB_URI)' '$(DEMO_DIR)' '$(CURDIR)/$(SAO)' > $@
 
 $(DEMO_DIR)/.built: $(VENV)/.installed $(DEMO_DIR)/trytond.conf
