@@ -16,8 +16,9 @@ SCHEMA_KEY := $(shell cat webservice_forfait/tryton.cfg webservice_forfait/*.py 
 
 export TRYTOND_EMAIL__FROM ?= webservice-forfait@localhost
 
-# Debian packages the tests need (the IMAP tests run a real Dovecot).
-SYSTEM_PACKAGES := dovecot-imapd
+# Debian packages the tests need: a real Dovecot for the IMAP tests,
+# pdftotext to read the PDF reports.
+SYSTEM_PACKAGES := dovecot-imapd poppler-utils
 
 .PHONY: system-deps install demo demo-reset demo-db test test-sqlite test-postgresql lint bench clean
 
@@ -64,11 +65,11 @@ demo-reset:
 	$(MAKE) demo
 
 system-deps:
-	@command -v dovecot >/dev/null 2>&1 || { \
+	@dpkg -s $(SYSTEM_PACKAGES) >/dev/null 2>&1 || { \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_PACKAGES) >/dev/null; \
 		else \
-			echo "Missing $(SYSTEM_PACKAGES) (apt-get install $(SYSTEM_PACKAGES)): the IMAP tests will be skipped."; \
+			echo "Missing $(SYSTEM_PACKAGES) (apt-get install $(SYSTEM_PACKAGES)): the IMAP and PDF tests will be skipped."; \
 		fi; }
 
 test: $(VENV)/.installed system-deps
@@ -94,6 +95,7 @@ lint: $(VENV)/.installed
 
 bench: $(VENV)/.installed system-deps
 	$(BIN)/python bench/inbound_email.py --uri $(PG_URI)
+	$(BIN)/python bench/report.py --uri $(PG_URI)
 
 clean:
 	rm -rf $(VENV) .cache $(DEMO_DIR)

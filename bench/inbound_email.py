@@ -7,11 +7,11 @@ PostgreSQL, so a noisy machine affects both sides alike.
 Usage: python bench/inbound_email.py [--messages N] [--uri postgresql://...]
 """
 import argparse
-import os
-import platform
 import sys
 import time
 from email.message import EmailMessage
+
+from common import activate, machine, use_postgresql, write_section
 
 
 def messages(count, senders, prefix):
@@ -31,8 +31,7 @@ def main():
     parser.add_argument(
         '--uri', default='postgresql://postgres@127.0.0.1:5432/')
     args = parser.parse_args()
-    os.environ['TRYTOND_DATABASE__URI'] = args.uri
-    os.environ['DB_NAME'] = 'bench_forfait'
+    use_postgresql(args.uri)
 
     from werkzeug.test import Client
     from werkzeug.wrappers import Response
@@ -40,7 +39,7 @@ def main():
     import trytond.config as config
     from trytond.modules.company.tests import create_company, set_company
     from trytond.pool import Pool
-    from trytond.tests.test_tryton import DB_NAME, activate_module, drop_db
+    from trytond.tests.test_tryton import drop_db
     from trytond.transaction import Transaction
     from trytond.worker import run_task
     from trytond.wsgi import app
@@ -51,9 +50,8 @@ def main():
     smtp = SMTPServer().start()
     config.set('email', 'uri', smtp.uri)
     config.set('email', 'from', 'update@webservice.mq')
-    drop_db()
-    activate_module(['webservice_forfait'])
-    with Transaction().start(DB_NAME, 0) as transaction:
+    db_name = activate()
+    with Transaction().start(db_name, 0) as transaction:
         pool = Pool()
         Party = pool.get('party.party')
         Inbox = pool.get('inbound.email.inbox')
@@ -76,7 +74,7 @@ def main():
         start = time.perf_counter()
         for data in messages(args.messages, senders, name):
             response = client.post(
-                '/%s/inbound_email/inbox/%s' % (DB_NAME, name), data=data)
+                '/%s/inbound_email/inbox/%s' % (db_name, name), data=data)
             assert response.status_code == 204, response.status_code
         results['inbox', name] = time.perf_counter() - start
 
@@ -85,7 +83,7 @@ def main():
             for data in messages(args.messages, senders, 'imap-' + name):
                 dovecot.append(data)
             start = time.perf_counter()
-            with Transaction().start(DB_NAME, 0) as transaction:
+            with Transaction().start(db_name, 0) as transaction:
                 pool = Pool()
                 Config = pool.get('forfait.configuration')
                 Inbox = pool.get('inbound.email.inbox')
@@ -104,10 +102,10 @@ def main():
                 tasks = list(transaction.tasks)
                 transaction.tasks.clear()
             for task_id in tasks:
-                run_task(DB_NAME, task_id)
+                run_task(db_name, task_id)
             results['poller', name] = time.perf_counter() - start
 
-    with Transaction().start(DB_NAME, 0):
+    with Transaction().start(db_name, 0):
         Request = Pool().get('forfait.request')
         created = Request.search_count([])
     assert created == 2 * args.messages, created
@@ -122,10 +120,7 @@ def main():
         rows.append('| %s | %d | %.1f | %.1f | %.2f |' % (
                 channel, args.messages, base, ours, base / ours))
     table = '\n'.join([
-            "Measured %s on %s (%s, %s cores), PostgreSQL, with "
-            "`make bench`." % (
-                time.strftime('%Y-%m-%d'), platform.node(),
-                platform.python_version(), os.cpu_count()),
+            machine(),
             "",
             "| channel | messages | inbound_email alone (msg/s) "
             "| forfait (msg/s) | ratio |",
@@ -133,18 +128,6 @@ def main():
             *rows])
     print(table)
     write_section('inbound_email', table)
-
-
-def write_section(name, text):
-    "Replace the section of BENCHMARKS.md between the markers of name"
-    path = os.path.join(os.path.dirname(__file__), '..', 'BENCHMARKS.md')
-    begin, end = '<!-- %s -->' % name, '<!-- /%s -->' % name
-    with open(path, encoding='utf-8') as f:
-        content = f.read()
-    head, rest = content.split(begin, 1)
-    _, tail = rest.split(end, 1)
-    with open(path, 'w', encoding='utf-8') as f:
-        f.write(head + begin + '\n' + text + '\n' + end + tail)
 
 
 if __name__ == '__main__':

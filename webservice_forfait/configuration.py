@@ -1,10 +1,12 @@
 import datetime
 
 from trytond import config
+from trytond.i18n import gettext
 from trytond.model import ModelSingleton, ModelSQL, ModelView, fields
 from trytond.pool import Pool
 from trytond.pyson import Id, TimeDelta
 
+from .exceptions import ForfaitValidationError
 from .ledger import round_duration
 
 
@@ -75,6 +77,63 @@ class Configuration(ModelSingleton, ModelSQL, ModelView):
         "IMAP Processed Folder",
         help="Where fetched messages are moved; empty to leave them, "
         "flagged, in the folder.")
+
+    notify_report = fields.Boolean(
+        "Send Update Reports",
+        help="E-mail the update report to the client when a request is done.")
+    alert_thresholds = fields.Char(
+        "Alert Thresholds",
+        help="Percentages of a credit's hours whose crossing the client is "
+        "told of, separated by commas; empty for no alert.")
+    expiry_reminder_days = fields.Integer(
+        "Expiry Reminder Days",
+        domain=['OR',
+            ('expiry_reminder_days', '=', None),
+            ('expiry_reminder_days', '>', 0)],
+        help="How many days before its end a credit with hours left is "
+        "recalled to the client; empty for no reminder.")
+    portal_url = fields.Char(
+        "Portal URL",
+        help="Where clients subscribe to a new forfait; given in the alerts.")
+
+    @classmethod
+    def default_notify_report(cls):
+        return True
+
+    @classmethod
+    def default_alert_thresholds(cls):
+        return '80, 100'
+
+    @classmethod
+    def default_expiry_reminder_days(cls):
+        return 30
+
+    @property
+    def notify_expiry(self):
+        return bool(self.expiry_reminder_days)
+
+    def expiry_delay(self):
+        return datetime.timedelta(days=self.expiry_reminder_days or 0)
+
+    def thresholds(self):
+        "Return the alert thresholds in increasing order"
+        return sorted({
+                int(t) for t in (self.alert_thresholds or '').replace(
+                    ';', ',').split(',') if t.strip()})
+
+    @classmethod
+    def validate_fields(cls, configurations, field_names):
+        super().validate_fields(configurations, field_names)
+        for configuration in configurations:
+            try:
+                thresholds = configuration.thresholds()
+            except ValueError:
+                thresholds = None
+            if thresholds is None or any(
+                    not 0 < t <= 100 for t in thresholds):
+                raise ForfaitValidationError(gettext(
+                        'webservice_forfait.msg_alert_thresholds',
+                        thresholds=configuration.alert_thresholds))
 
     @classmethod
     def default_email_max_size(cls):

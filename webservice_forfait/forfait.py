@@ -76,6 +76,7 @@ class Credit(ModelSQL, ModelView):
             ('exhausted', "Exhausted"),
             ('expired', "Expired"),
             ], "State", readonly=True, required=True, sort=False)
+    state_string = state.translated('state')
     consumptions = fields.One2Many(
         'forfait.consumption', 'credit', "Consumptions", readonly=True)
 
@@ -209,6 +210,7 @@ class Credit(ModelSQL, ModelView):
         with without_check_access():
             Consumption.save(transfers)
         cls.update_state(credits)
+        cls.notify_thresholds(credits)
 
     @classmethod
     def update_state(cls, credits):
@@ -268,6 +270,7 @@ class Consumption(ModelSQL, ModelView):
             ('reversal', "Reversal"),
             ('carry', "Carry"),
             ], "Kind", required=True, readonly=True, sort=False)
+    kind_string = kind.translated('kind')
     reason = fields.Char(
         "Reason", readonly=True,
         states={'invisible': ~Eval('reason')})
@@ -373,6 +376,7 @@ class Consumption(ModelSQL, ModelView):
         with without_check_access():
             cls.save(consumptions)
         Credit.update_state(credits)
+        Credit.notify_thresholds(credits)
         return consumptions
 
     @classmethod

@@ -1,9 +1,6 @@
 "The e-mail channel: received mail becomes requests or conversation"
 import traceback
-from email.message import EmailMessage
-from email.parser import BytesHeaderParser
-from email.policy import default as default_policy
-from email.utils import formataddr, make_msgid
+from email.utils import formataddr
 
 from sql.functions import Lower
 
@@ -13,11 +10,10 @@ from trytond.modules.inbound_email.ir import DESTINATION_RE
 from trytond.pool import Pool, PoolMeta
 from trytond.pyson import Eval
 from trytond.transaction import Transaction, without_check_access
-from trytond.url import host
 
-from .exceptions import EmailConfigurationError
 from .ledger import format_duration
 from .mail import parse
+from .outbox import email_message, message_id
 
 
 class Rule(metaclass=PoolMeta):
@@ -158,33 +154,6 @@ class Email(metaclass=PoolMeta):
             config.imap_user, config.imap_password,
             config.imap_folder or 'INBOX', handle,
             processed_folder=config.imap_processed_folder)
-
-
-def message_id(data):
-    "Return the Message-ID of raw data, reading the headers only"
-    try:
-        headers = BytesHeaderParser(policy=default_policy).parsebytes(data)
-        return str(headers['Message-ID'] or '').strip() or None
-    except Exception:
-        return None
-
-
-def email_message(sender, to, subject, body, in_reply_to=None):
-    "Return an EmailMessage from the agency, threaded when in_reply_to"
-    if not sender:
-        raise EmailConfigurationError(
-            gettext('webservice_forfait.msg_email_sender_missing'))
-    message = EmailMessage()
-    message['From'] = sender
-    message['To'] = to
-    message['Subject'] = subject
-    message['Message-ID'] = make_msgid(domain=host())
-    message['Auto-Submitted'] = 'auto-replied'
-    if in_reply_to:
-        message['In-Reply-To'] = in_reply_to
-        message['References'] = in_reply_to
-    message.set_content(body)
-    return message
 
 
 class Request(metaclass=PoolMeta):

@@ -1,11 +1,49 @@
 "Outgoing e-mail kept until the SMTP server has accepted it"
 from email import message_from_bytes
+from email.message import EmailMessage
+from email.parser import BytesHeaderParser
 from email.policy import default as default_policy
+from email.utils import make_msgid
 
+from trytond.i18n import gettext
 from trytond.model import Index, ModelSQL, ModelView, fields
 from trytond.pool import Pool, PoolMeta
 from trytond.sendmail import send_message
 from trytond.transaction import Transaction, without_check_access
+from trytond.url import host
+
+from .exceptions import EmailConfigurationError
+
+
+def message_id(data):
+    "Return the Message-ID of raw data, reading the headers only"
+    try:
+        headers = BytesHeaderParser(policy=default_policy).parsebytes(data)
+        return str(headers['Message-ID'] or '').strip() or None
+    except Exception:
+        return None
+
+
+def email_message(
+        sender, to, subject, body, in_reply_to=None, cc=None,
+        auto='auto-replied'):
+    "Return an EmailMessage from the agency, threaded when in_reply_to"
+    if not sender:
+        raise EmailConfigurationError(
+            gettext('webservice_forfait.msg_email_sender_missing'))
+    message = EmailMessage()
+    message['From'] = sender
+    message['To'] = to
+    message['Subject'] = subject
+    message['Message-ID'] = make_msgid(domain=host())
+    if cc:
+        message['Cc'] = cc
+    message['Auto-Submitted'] = auto
+    if in_reply_to:
+        message['In-Reply-To'] = in_reply_to
+        message['References'] = in_reply_to
+    message.set_content(body)
+    return message
 
 
 class Outbox(ModelSQL, ModelView):
@@ -47,7 +85,7 @@ class Outbox(ModelSQL, ModelView):
         IrModel = Pool().get('ir.model')
         return [(None, '')] + [
             (m, IrModel.get_name(m))
-            for m in ['forfait.request', 'inbound.email']]
+            for m in ['forfait.request', 'forfait.credit', 'inbound.email']]
 
     @classmethod
     def put(cls, message, resource=None):
@@ -110,4 +148,8 @@ class Cron(metaclass=PoolMeta):
                 ('forfait.outbox|send_pending', "Send Pending Forfait E-mail"),
                 ('inbound.email|forfait_fetch_mailboxes',
                     "Fetch Forfait Mailboxes"),
+                ('forfait.credit|send_expiry_reminders',
+                    "Send Forfait Expiry Reminders"),
+                ('party.party|send_forfait_statements',
+                    "Send Monthly Forfait Statements"),
                 ])

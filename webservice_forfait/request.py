@@ -63,6 +63,7 @@ class Request(Workflow, ModelSQL, ModelView, ChatMixin):
     category = fields.Selection(
         CATEGORIES, "Category", required=True, sort=False,
         states={'readonly': _readonly})
+    category_string = category.translated('category')
     channel = fields.Selection([
             ('email', "E-mail"),
             ('portal', "Portal"),
@@ -70,6 +71,7 @@ class Request(Workflow, ModelSQL, ModelView, ChatMixin):
             ], "Channel", required=True, sort=False,
         states={'readonly': Eval('state') != 'draft'},
         help="How the client sent the request.")
+    channel_string = channel.translated('channel')
     request_date = fields.Date(
         "Request Date", required=True,
         states={'readonly': Eval('state') != 'draft'})

@@ -18,7 +18,7 @@ from trytond import backend
 from trytond.modules.company.tests import create_company, set_company
 from trytond.pool import Pool
 from trytond.tests.test_tryton import DB_NAME, RouteTestCase
-from trytond.transaction import Transaction
+from trytond.transaction import Transaction, TransactionError
 from trytond.worker import run_task
 from trytond.wsgi import app
 from webservice_forfait import mta
@@ -60,12 +60,22 @@ def pad(data, rule):
 
 
 def run_committed(func):
-    "Run func in a committed transaction, then the tasks it queued"
-    with Transaction().start(DB_NAME, 0) as transaction:
-        func()
-        transaction.commit()
-        tasks = list(transaction.tasks)
-        transaction.tasks.clear()
+    """Run func in a committed transaction, then the tasks it queued,
+    restarting it with the locks it asks for as the RPC layer does"""
+    extras = {}
+    while True:
+        with Transaction().start(DB_NAME, 0, **extras) as transaction:
+            try:
+                func()
+            except TransactionError as error:
+                transaction.rollback()
+                transaction.tasks.clear()
+                error.fix(extras)
+                continue
+            transaction.commit()
+            tasks = list(transaction.tasks)
+            transaction.tasks.clear()
+        break
     for task_id in tasks:
         run_task(DB_NAME, task_id)
 
