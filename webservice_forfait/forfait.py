@@ -60,6 +60,11 @@ class Credit(ModelSQL, ModelView):
         fields.TimeDelta("Consumed", 'forfait_hours'), 'get_balance')
     remaining = fields.Function(
         fields.TimeDelta("Remaining", 'forfait_hours'), 'get_balance')
+    expired_hours = fields.Function(
+        fields.TimeDelta(
+            "Expired Hours", 'forfait_hours',
+            help="The hours left when the credit ended, which are lost."),
+        'get_expired_hours')
     origin = fields.Reference(
         "Origin", selection='get_origins', readonly=True,
         help="The subscription line that yielded the credit.")
@@ -213,9 +218,28 @@ class Credit(ModelSQL, ModelView):
         cls.notify_thresholds(credits)
 
     @classmethod
-    def update_state(cls, credits):
+    def expire(cls, date=None):
+        "Cron: expire the credits whose last day is over"
+        pool = Pool()
+        Company = pool.get('company.company')
+        for company in Company.search([]):
+            with Transaction().set_context(company=company.id):
+                today = date or pool.get('ir.date').today()
+            cls.update_state(cls.search([
+                        ('company', '=', company.id),
+                        ('end_date', '<', today),
+                        ('state', '!=', 'expired'),
+                        ]), date=today)
+
+    def get_expired_hours(self, name):
+        if self.state == 'expired':
+            return max(self.remaining, ZERO)
+        return ZERO
+
+    @classmethod
+    def update_state(cls, credits, date=None):
         "Set each credit's state from its balance and dates"
-        today = Pool().get('ir.date').today()
+        today = date or Pool().get('ir.date').today()
         consumed = cls.consumed_by_credit([c.id for c in credits])
         by_state = defaultdict(list)
         for credit in credits:

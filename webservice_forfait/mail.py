@@ -77,12 +77,14 @@ def html_to_text(value):
 
 
 def _header(message, name):
+    "Return the header's value, raw when it cannot be parsed"
     try:
         value = message.get(name)
         return str(value) if value is not None else None
     except Exception:
-        raw = message.get_all(name, failobj=[None], )
-        return str(raw[0]) if raw and raw[0] is not None else None
+        for key, value in message.raw_items():
+            if key.lower() == name.lower():
+                return str(value)
 
 
 def _content(part):
@@ -216,7 +218,10 @@ def parse(raw):
     mail.references = MESSAGE_IDS.findall(' '.join(filter(None, [
                     _header(message, 'In-Reply-To'),
                     _header(message, 'References')])))
-    mail.automatic = is_automatic(message, mail.sender)
+    try:
+        mail.automatic = is_automatic(message, mail.sender)
+    except Exception:
+        mail.automatic = False
     try:
         body = message.get_body(preferencelist=('plain', 'html'))
     except Exception:

@@ -152,4 +152,7 @@ class Cron(metaclass=PoolMeta):
                     "Send Forfait Expiry Reminders"),
                 ('party.party|send_forfait_statements',
                     "Send Monthly Forfait Statements"),
+                ('forfait.credit|expire', "Expire Forfait Credits"),
+                ('sale.subscription|renew_forfait_credits',
+                    "Renew Forfait Credits"),
                 ])

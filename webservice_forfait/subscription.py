@@ -1,10 +1,19 @@
+import datetime
+
 from trytond.i18n import gettext
 from trytond.model import ModelView, Workflow
 from trytond.pool import Pool, PoolMeta
-from trytond.transaction import without_check_access
+from trytond.transaction import Transaction, without_check_access
 
 from .exceptions import ForfaitValidationError
 from .ledger import year_end
+
+
+def contract_years(start, until):
+    "Yield the start dates of the contract years begun by until"
+    while start <= until:
+        yield start
+        start = year_end(start) + datetime.timedelta(days=1)
 
 
 class Subscription(metaclass=PoolMeta):
@@ -18,20 +27,46 @@ class Subscription(metaclass=PoolMeta):
         cls.create_forfait_credits(subscriptions)
 
     @classmethod
-    def create_forfait_credits(cls, subscriptions):
-        "Credit the first contract year of each forfait line, once"
-        Credit = Pool().get('forfait.credit')
+    def create_forfait_credits(cls, subscriptions, date=None):
+        """Credit the contract year of each forfait line that is running at
+        date (or that starts later), once"""
+        pool = Pool()
+        Credit = pool.get('forfait.credit')
+        Date = pool.get('ir.date')
         lines = [l for s in subscriptions for l in s.lines if l.is_forfait]
         existing = {
             (c.origin, c.start_date) for c in Credit.search([
                     ('origin', 'in', [str(l) for l in lines]),
                     ])}
-        credits = [
-            l.get_forfait_credit(l.start_date) for l in lines
-            if (l, l.start_date) not in existing]
+        credits = []
+        for line in lines:
+            with Transaction().set_context(
+                    company=line.subscription.company.id):
+                today = date or Date.today()
+            start = line.forfait_year_start(today)
+            if start and (line, start) not in existing:
+                credits.append(line.get_forfait_credit(start))
         with without_check_access():
             Credit.save(credits)
         return credits
+
+    @classmethod
+    def renew_forfait_credits(cls, date=None):
+        "Cron: credit the new contract year of running forfait lines"
+        subscriptions = cls.search([
+                ('state', '=', 'running'),
+                ('lines.service.product.template.forfait', '=', True),
+                ])
+        return cls.create_forfait_credits(subscriptions, date=date)
+
+    @classmethod
+    def validate_fields(cls, subscriptions, field_names):
+        super().validate_fields(subscriptions, field_names)
+        if field_names and not (field_names & {'end_date', 'start_date'}):
+            return
+        for subscription in subscriptions:
+            for line in subscription.lines:
+                line.check_commitment(subscription.end_date)
 
 
 class SubscriptionLine(metaclass=PoolMeta):
@@ -40,6 +75,17 @@ class SubscriptionLine(metaclass=PoolMeta):
     @property
     def is_forfait(self):
         return bool(self.service and self.service.product.template.forfait)
+
+    def forfait_year_start(self, date):
+        """Return the start of the contract year running at date, or the
+        first one when the line starts later; None when the line is over"""
+        end = self.end_date or self.subscription.end_date
+        years = [
+            y for y in contract_years(
+                self.start_date, max(date, self.start_date))
+            if not end or y <= end]
+        if years and year_end(years[-1]) >= date:
+            return years[-1]
 
     def get_forfait_credit(self, start_date):
         "Return the credit of the contract year starting on start_date"
@@ -53,6 +99,18 @@ class SubscriptionLine(metaclass=PoolMeta):
             hours=template.forfait_yearly_hours * int(self.quantity),
             origin=self)
 
+    def check_commitment(self, end_date=None):
+        "Refuse an end before the 12 months a forfait commits to"
+        end_date = self.end_date or end_date
+        if self.is_forfait and end_date and self.start_date:
+            minimum = year_end(self.start_date)
+            if end_date < minimum:
+                lang = Pool().get('ir.lang').get()
+                raise ForfaitValidationError(gettext(
+                        'webservice_forfait.msg_forfait_commitment',
+                        subscription=self.subscription.rec_name,
+                        date=lang.strftime(minimum)))
+
     @classmethod
     def validate_fields(cls, lines, field_names):
         super().validate_fields(lines, field_names)
@@ -63,3 +121,4 @@ class SubscriptionLine(metaclass=PoolMeta):
                 raise ForfaitValidationError(gettext(
                         'webservice_forfait.msg_forfait_line_quantity',
                         line=line.rec_name))
+            line.check_commitment()
