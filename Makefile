@@ -48,7 +48,7 @@ $(DEMO_DIR)/.built: $(VENV)/.installed $(DEMO_DIR)/trytond.conf
 	esac
 	echo admin > $(DEMO_DIR)/.password
 	TRYTONPASSFILE=$(DEMO_DIR)/.password $(BIN)/trytond-admin -c $(DEMO_DIR)/trytond.conf -d $(DEMO_DB) \
-		--all --activate-dependencies -u webservice_forfait -l fr --email admin@localhost
+		--all --activate-dependencies -u webservice_forfait account_fr -l fr --email admin@localhost
 	$(BIN)/python demo/build.py -c $(DEMO_DIR)/trytond.conf -d $(DEMO_DB)
 	touch $@
 

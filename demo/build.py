@@ -2,8 +2,9 @@
 
 Usage: build.py -c trytond.conf -d DATABASE
 
-The database must already exist with webservice_forfait activated and
-French loaded (trytond-admin ... -u webservice_forfait -l fr).
+The database must already exist with webservice_forfait and account_fr
+activated and French loaded
+(trytond-admin ... -u webservice_forfait account_fr -l fr).
 """
 import argparse
 import datetime
@@ -21,10 +22,10 @@ def hm(value):
     return datetime.timedelta(hours=int(hours), minutes=int(minutes))
 
 
-def ref(xml_id):
-    "Return the id of a record shipped by webservice_forfait"
+def ref(xml_id, module='webservice_forfait'):
+    "Return the id of a record shipped by module"
     ModelData = Model.get('ir.model.data')
-    return ModelData.get_id('webservice_forfait', xml_id, {})
+    return ModelData.get_id(module, xml_id, {})
 
 
 def d(month, day, year=2026):
@@ -61,6 +62,9 @@ CLIENTS = [
     ]
 
 PRICES = {'1h': Decimal('600'), '2h': Decimal('1100'), '3h': Decimal('1500')}
+
+# Fiscal years of the demo (the subscriptions start in 2026)
+FISCAL_YEARS = [2026, 2027]
 
 # Employees: 0 = Marie-Line Joseph, 1 = Kévin Célestine
 EMPLOYEES = ["Marie-Line Joseph", "Kévin Célestine"]
@@ -296,14 +300,102 @@ def setup_company():
     return company, employees, martinique, french
 
 
-def set_prices():
-    "Set the yearly price of the shipped forfaits"
+def create_chart(company):
+    "Create the French chart of accounts (account_fr) of the company"
+    Account = Model.get('account.account')
+    AccountTemplate = Model.get('account.account.template')
+
+    create_chart = Wizard('account.create_chart')
+    create_chart.execute('account')
+    create_chart.form.account_template = AccountTemplate(
+        ref('root', 'account_fr'))
+    create_chart.form.company = company
+    create_chart.execute('create_account')
+
+    def account(code):
+        account, = Account.find([
+                ('company', '=', company.id),
+                ('code', '=', code),
+                ])
+        return account
+    # Clients, fournisseurs, achats de prestations, prestations de services
+    create_chart.form.account_receivable = account('4111')
+    create_chart.form.account_payable = account('4011')
+    create_chart.form.category_account_expense = account('604')
+    create_chart.form.category_account_revenue = account('706')
+    create_chart.execute('create_properties')
+    return account
+
+
+def create_fiscal_years(company):
+    "Create the fiscal years with their periods and sequences"
+    FiscalYear = Model.get('account.fiscalyear')
+    SequenceStrict = Model.get('ir.sequence.strict')
+    SequenceType = Model.get('ir.sequence.type')
+    move_type = SequenceType(ref('sequence_type_account_move', 'account'))
+    invoice_type = SequenceType(
+        ref('sequence_type_account_invoice', 'account_invoice'))
+    for year in FISCAL_YEARS:
+        fiscalyear = FiscalYear(name=str(year), company=company)
+        fiscalyear.start_date = datetime.date(year, 1, 1)
+        fiscalyear.end_date = datetime.date(year, 12, 31)
+        fiscalyear.move_sequence = SequenceStrict(
+            name="Écritures %s" % year, sequence_type=move_type,
+            company=company)
+        fiscalyear.move_sequence.save()
+        invoice_sequence = SequenceStrict(
+            name="Factures %s" % year, sequence_type=invoice_type,
+            company=company, prefix='FA%s-' % year, padding=4)
+        invoice_sequence.save()
+        sequences, = fiscalyear.invoice_sequences
+        sequences.out_invoice_sequence = invoice_sequence
+        sequences.out_credit_note_sequence = invoice_sequence
+        sequences.in_invoice_sequence = invoice_sequence
+        sequences.in_credit_note_sequence = invoice_sequence
+        fiscalyear.save()
+        fiscalyear.click('create_period')
+
+
+def setup_accounting(company):
+    """Create the French chart of accounts, the fiscal years, the payment
+    term and the account category of the forfaits"""
+    Configuration = Model.get('account.configuration')
+    PaymentTerm = Model.get('account.invoice.payment_term')
+    Category = Model.get('product.category')
+    Tax = Model.get('account.tax')
+
+    account = create_chart(company)
+    create_fiscal_years(company)
+
+    # "30 jours nets", shipped by account_invoice, for the new clients
+    configuration = Configuration(1)
+    configuration.default_customer_payment_term = PaymentTerm(
+        ref('payment_term_net30', 'account_invoice'))
+    configuration.save()
+
+    # account_fr ships the 8.5 % VAT of the overseas departments
+    # (Martinique, Guadeloupe, La Réunion)
+    tax, = Tax.find([
+            ('company', '=', company.id),
+            ('template', '=', ref('tva_vente_services_8_5', 'account_fr')),
+            ])
+    category = Category(name="Forfaits de mise à jour")
+    category.accounting = True
+    category.account_revenue = account('706')
+    category.customer_taxes.append(tax)
+    category.save()
+    return category
+
+
+def set_prices(category):
+    "Set the yearly price and the accounting of the shipped forfaits"
     Template = Model.get('product.template')
     Service = Model.get('sale.subscription.service')
     services = {}
     for key, price in PRICES.items():
         template = Template(ref('template_forfait_%s' % key))
         template.list_price = price
+        template.account_category = category
         template.save()
         services[key] = Service(ref('service_forfait_%s' % key))
     return services
@@ -348,6 +440,30 @@ def create_subscriptions(clients, services):
         subscription.click('run')
         subscriptions.append(subscription)
     return subscriptions
+
+
+def generate_invoices(date):
+    """Generate the consumptions and invoices of the subscriptions up to date
+    as sale_subscription's daily crons do, and post the invoices"""
+    Invoice = Model.get('account.invoice')
+    create_consumption = Wizard('sale.subscription.line.consumption.create')
+    create_consumption.form.date = date
+    create_consumption.execute('create_')
+    create_invoice = Wizard('sale.subscription.create_invoice')
+    create_invoice.form.date = date
+    create_invoice.execute('create_')
+    invoices = Invoice.find([
+            ('type', '=', 'out'),
+            ('state', '=', 'draft'),
+            ], order=[('invoice_date', 'ASC'), ('id', 'ASC')])
+    # Posted today, the invoices of past dates have payment dates in the
+    # past: skip the warning the accountant would confirm.
+    config.get_config().skip_warning = True
+    try:
+        Invoice.click(invoices, 'post')
+    finally:
+        config.get_config().skip_warning = False
+    return invoices
 
 
 def create_manual_credit(company, party):
@@ -420,10 +536,23 @@ def ledger_remaining(party):
 
 def print_summary(clients):
     Credit = Model.get('forfait.credit')
+    Invoice = Model.get('account.invoice')
     Party = Model.get('party.party')
     Request = Model.get('forfait.request')
 
     print("Clients : %d" % len(clients))
+    print("Factures :")
+    invoices = Invoice.find([('type', '=', 'out')],
+        order=[('number', 'ASC')])
+    for invoice in invoices:
+        print("  %-12s %s %-38s HT %9s  TVA %8s  TTC %9s  (%s)" % (
+                invoice.number or '', invoice.invoice_date,
+                invoice.party.name, invoice.untaxed_amount,
+                invoice.tax_amount, invoice.total_amount, invoice.state))
+    print("  %-63s HT %9s  TVA %8s  TTC %9s" % ("Total",
+            sum(i.untaxed_amount for i in invoices),
+            sum(i.tax_amount for i in invoices),
+            sum(i.total_amount for i in invoices)))
     print("Crédits d'heures :")
     for credit in Credit.find([], order=[('party.name', 'ASC')]):
         print("  %-38s %s -> %s %6s  consommé %6s  reste %6s  (%s)" % (
@@ -469,9 +598,11 @@ def main(database, config_file):
     config.set_trytond(database=database, config_file=config_file)
     close_config_wizard()
     company, employees, martinique, french = setup_company()
-    services = set_prices()
+    category = setup_accounting(company)
+    services = set_prices(category)
     clients = create_clients(martinique, french)
     create_subscriptions(clients, services)
+    generate_invoices(Model.get('ir.date').today({}))
     create_manual_credit(company, clients['bele'])
     create_requests(clients, employees)
     configure_email()

@@ -42,8 +42,18 @@ class Configuration(ModelSingleton, ModelSQL, ModelView):
         help="The least time billed for a request with billable time.")
     overage_policy = fields.Selection([
             ('carry', "Carry to the next credit"),
+            ('block', "Wait for a new credit"),
             ], "Overage Policy", required=True,
-        help="What happens to billed time that no credit covers.")
+        help="What happens to billed time that no credit covers: carried "
+        "to the client's next credit, or, besides, requests of clients "
+        "without available hours wait until they have a new credit.")
+    carry_over_max = fields.TimeDelta(
+        "Carry-over", 'forfait_hours',
+        domain=['OR',
+            ('carry_over_max', '=', None),
+            ('carry_over_max', '>=', TimeDelta())],
+        help="At most how many hours left at the end of a contract year "
+        "are added to the next year's credit of the same subscription.")
 
     email_sender = fields.Char(
         "Sender Address",

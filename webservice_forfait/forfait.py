@@ -60,6 +60,12 @@ class Credit(ModelSQL, ModelView):
         fields.TimeDelta("Consumed", 'forfait_hours'), 'get_balance')
     remaining = fields.Function(
         fields.TimeDelta("Remaining", 'forfait_hours'), 'get_balance')
+    carried_over = fields.TimeDelta(
+        "Carried Over", 'forfait_hours', readonly=True,
+        help="The hours of the previous year added to this credit.")
+    carried_from = fields.Many2One(
+        'forfait.credit', "Carried From", readonly=True,
+        states={'invisible': ~Eval('carried_from')})
     expired_hours = fields.Function(
         fields.TimeDelta(
             "Expired Hours", 'forfait_hours',
@@ -107,6 +113,10 @@ class Credit(ModelSQL, ModelView):
     @classmethod
     def default_state(cls):
         return 'open'
+
+    @classmethod
+    def default_carried_over(cls):
+        return ZERO
 
     @classmethod
     def _get_origins(cls):
@@ -185,9 +195,10 @@ class Credit(ModelSQL, ModelView):
     @classmethod
     def create(cls, vlist):
         credits = super().create(vlist)
-        Configuration = Pool().get('forfait.configuration')
-        if Configuration(1).overage_policy == 'carry':
-            cls.absorb_overdrafts(credits)
+        pool = Pool()
+        Request = pool.get('forfait.request')
+        cls.absorb_overdrafts(credits)
+        Request.release_waiting({c.party for c in credits})
         return credits
 
     @classmethod
@@ -232,9 +243,12 @@ class Credit(ModelSQL, ModelView):
                         ]), date=today)
 
     def get_expired_hours(self, name):
-        if self.state == 'expired':
-            return max(self.remaining, ZERO)
-        return ZERO
+        if self.state != 'expired':
+            return ZERO
+        carried = sum(
+            (c.carried_over for c in self.search(
+                    [('carried_from', '=', self.id)])), ZERO)
+        return max(self.remaining - carried, ZERO)
 
     @classmethod
     def update_state(cls, credits, date=None):

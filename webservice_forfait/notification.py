@@ -235,6 +235,29 @@ class Request(metaclass=PoolMeta):
                 filename='%s.pdf' % request.number)
             Outbox.put(message, resource=request)
 
+    def tell_waiting(self):
+        "Tell the client its request waits for a new credit"
+        pool = Pool()
+        Outbox = pool.get('forfait.outbox')
+        config = pool.get('forfait.configuration')(1)
+        to = (self.contact.value if self.contact
+            else client_addresses(self.party))
+        if not to:
+            self.chat_post_internal('webservice_forfait.msg_report_no_email')
+            return
+        variables = {
+            'number': self.number, 'subject': self.subject,
+            'portal': config.portal_url or '',
+            }
+        Outbox.put(email_message(
+                config.email_sender, to,
+                translated(self.party,
+                    'webservice_forfait.msg_waiting_subject', **variables),
+                translated(self.party,
+                    'webservice_forfait.msg_waiting_body', **variables),
+                in_reply_to=self.email_message_id, auto='auto-generated'),
+            resource=self)
+
     def chat_post_internal(self, message_id):
         "Leave a note for the staff in the request's conversation"
         Channel = Pool().get('ir.chat.channel')

@@ -109,6 +109,7 @@ class Request(Workflow, ModelSQL, ModelView, ChatMixin):
     email_message_id = fields.Char("E-mail Message-ID", readonly=True)
     state = fields.Selection([
             ('draft', "Draft"),
+            ('waiting', "Waiting for Hours"),
             ('open', "Open"),
             ('done', "Done"),
             ('cancelled', "Cancelled"),
@@ -125,11 +126,14 @@ class Request(Workflow, ModelSQL, ModelView, ChatMixin):
                 Index(t, (t.number, Index.Similarity())),
                 Index(t,
                     (t.state, Index.Equality(cardinality='low')),
-                    where=t.state.in_(['draft', 'open'])),
+                    where=t.state.in_(['draft', 'waiting', 'open'])),
                 })
         cls._order = [('request_date', 'DESC'), ('id', 'DESC')]
         cls._transitions |= {
             ('draft', 'open'),
+            ('draft', 'waiting'),
+            ('waiting', 'open'),
+            ('waiting', 'cancelled'),
             ('draft', 'cancelled'),
             ('open', 'done'),
             ('open', 'draft'),
@@ -145,7 +149,7 @@ class Request(Workflow, ModelSQL, ModelView, ChatMixin):
                     'depends': ['state'],
                     },
                 'open': {
-                    'invisible': Eval('state') != 'draft',
+                    'invisible': ~Eval('state').in_(['draft', 'waiting']),
                     'icon': 'tryton-forward',
                     'depends': ['state'],
                     },
@@ -155,7 +159,8 @@ class Request(Workflow, ModelSQL, ModelView, ChatMixin):
                     'depends': ['state'],
                     },
                 'cancel': {
-                    'invisible': ~Eval('state').in_(['draft', 'open']),
+                    'invisible': ~Eval('state').in_(
+                        ['draft', 'waiting', 'open']),
                     'icon': 'tryton-cancel',
                     'depends': ['state'],
                     },
@@ -305,9 +310,36 @@ class Request(Workflow, ModelSQL, ModelView, ChatMixin):
 
     @classmethod
     @ModelView.button
-    @Workflow.transition('open')
     def open(cls, requests):
+        """Open the requests; under the "block" policy, those of clients
+        without available hours wait, unless staff open them again"""
+        config = Pool().get('forfait.configuration')(1)
+        waiting = [
+            r for r in requests if r.state == 'draft'
+            and config.overage_policy == 'block'
+            and r.party and r.party.forfait_available <= ZERO]
+        cls.wait(waiting)
+        cls.start([r for r in requests if r not in waiting])
+
+    @classmethod
+    @Workflow.transition('open')
+    def start(cls, requests):
         pass
+
+    @classmethod
+    @Workflow.transition('waiting')
+    def wait(cls, requests):
+        for request in requests:
+            request.tell_waiting()
+
+    @classmethod
+    def release_waiting(cls, parties):
+        "Open the waiting requests of the parties who have hours again"
+        requests = cls.search([
+                ('state', '=', 'waiting'),
+                ('party', 'in', [p.id for p in parties]),
+                ])
+        cls.start([r for r in requests if r.party.forfait_available > ZERO])
 
     @classmethod
     @ModelView.button

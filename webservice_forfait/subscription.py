@@ -1,12 +1,24 @@
 import datetime
 
+from sql import Literal, operators
+from sql.conditionals import Coalesce
+from sql.functions import Function
+from sql.operators import Concat
+
+from trytond import backend
 from trytond.i18n import gettext
-from trytond.model import ModelView, Workflow
+from trytond.model import ModelView, Workflow, fields
 from trytond.pool import Pool, PoolMeta
 from trytond.transaction import Transaction, without_check_access
 
 from .exceptions import ForfaitValidationError
-from .ledger import year_end
+from .ledger import ZERO, year_end
+
+
+class SQLiteDate(Function):
+    "SQLite's DATE(date, modifier): a date moved by a modifier"
+    __slots__ = ()
+    _function = 'DATE'
 
 
 def contract_years(start, until):
@@ -88,16 +100,31 @@ class SubscriptionLine(metaclass=PoolMeta):
             return years[-1]
 
     def get_forfait_credit(self, start_date):
-        "Return the credit of the contract year starting on start_date"
-        Credit = Pool().get('forfait.credit')
+        """Return the credit of the contract year starting on start_date,
+        with the hours carried over from the year before"""
+        pool = Pool()
+        Credit = pool.get('forfait.credit')
+        config = pool.get('forfait.configuration')(1)
         template = self.service.product.template
-        return Credit(
+        credit = Credit(
             company=self.subscription.company,
             party=self.subscription.party,
             start_date=start_date,
             end_date=year_end(start_date),
             hours=template.forfait_yearly_hours * int(self.quantity),
+            carried_over=ZERO,
             origin=self)
+        previous = Credit.search([
+                ('origin', '=', str(self)),
+                ('end_date', '=', start_date - datetime.timedelta(days=1)),
+                ], limit=1)
+        if config.carry_over_max and previous:
+            credit.carried_from, = previous
+            credit.carried_over = min(
+                max(credit.carried_from.remaining, ZERO),
+                config.carry_over_max)
+            credit.hours += credit.carried_over
+        return credit
 
     def check_commitment(self, end_date=None):
         "Refuse an end before the 12 months a forfait commits to"
@@ -110,6 +137,27 @@ class SubscriptionLine(metaclass=PoolMeta):
                         'webservice_forfait.msg_forfait_commitment',
                         subscription=self.subscription.rec_name,
                         date=lang.strftime(minimum)))
+
+    @classmethod
+    def domain_next_consumption_date_delayed(cls, domain, tables):
+        # sale_subscription adds the delay to the date in SQL, which SQLite
+        # computes as a number (the year): every line would be due, and a
+        # yearly forfait invoiced again at each run of the cron.
+        if backend.name != 'sqlite':
+            return super().domain_next_consumption_date_delayed(
+                domain, tables)
+        field = cls.next_consumption_date_delayed._field
+        table, _ = tables[None]
+        name, operator, value = domain
+        column = SQLiteDate(table.next_consumption_date, Concat(
+                Coalesce(table.consumption_delay, 0), ' seconds'))
+        expression = fields.SQL_OPERATORS[operator](
+            column, field._domain_value(operator, value))
+        if isinstance(expression, operators.In) and not expression.right:
+            expression = Literal(False)
+        elif isinstance(expression, operators.NotIn) and not expression.right:
+            expression = Literal(True)
+        return field._domain_add_null(column, operator, value, expression)
 
     @classmethod
     def validate_fields(cls, lines, field_names):

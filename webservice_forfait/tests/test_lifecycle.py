@@ -7,7 +7,6 @@ from trytond.modules.company.tests import create_company, set_company
 from trytond.pool import Pool
 from trytond.tests.test_tryton import (
     activate_module, drop_db, with_transaction)
-
 from webservice_forfait.subscription import contract_years
 
 HOUR = dt.timedelta(hours=1)
@@ -148,6 +147,84 @@ class LifecycleTestCase(unittest.TestCase):
             self.assertIn('2027', str(error.exception))
             subscription.end_date = dt.date(2027, 1, 30)
             subscription.save()
+
+    @with_transaction()
+    def test_carry_over(self):
+        "Up to the configured hours left go to next year's credit"
+        pool = Pool()
+        Party = pool.get('party.party')
+        Subscription = pool.get('sale.subscription')
+        Credit = pool.get('forfait.credit')
+        Config = pool.get('forfait.configuration')
+        company = create_company()
+        with set_company(company):
+            config = Config(1)
+            config.carry_over_max = 5 * HOUR
+            config.save()
+            today = pool.get('ir.date').today()
+            party = Party(addresses=[{}], name="Habitation Bellevue")
+            party.save()
+            start = today - dt.timedelta(days=30)
+            self.subscribe(party, '1h', start)
+            anniversary = start.replace(year=start.year + 1)
+            Subscription.renew_forfait_credits(date=anniversary)
+            Credit.expire(date=anniversary)
+            first, second = Credit.search(
+                [('party', '=', party.id)], order=[('start_date', 'ASC')])
+            self.assertEqual(second.carried_over, 5 * HOUR)
+            self.assertEqual(second.hours, 17 * HOUR)
+            self.assertEqual(second.carried_from, first)
+            self.assertEqual(first.expired_hours, 7 * HOUR)
+
+    @with_transaction()
+    def test_block_policy(self):
+        "Without hours a request waits, and opens with the next credit"
+        pool = Pool()
+        Party = pool.get('party.party')
+        Request = pool.get('forfait.request')
+        Credit = pool.get('forfait.credit')
+        Config = pool.get('forfait.configuration')
+        company = create_company()
+        with set_company(company):
+            config = Config(1)
+            config.overage_policy = 'block'
+            config.save()
+            party = Party(name="Madinina Kayak")
+            party.save()
+            request, override = Request.create([
+                    {'party': party.id, 'subject': "Photos"},
+                    {'party': party.id, 'subject': "Urgent"}])
+            Request.open([request, override])
+            self.assertEqual(
+                [request.state, override.state], ['waiting', 'waiting'])
+            Request.open([override])
+            self.assertEqual(override.state, 'open')
+            today = pool.get('ir.date').today()
+            Credit.create([{
+                        'party': party.id, 'company': company.id,
+                        'hours': 12 * HOUR, 'reason': "Nouveau forfait",
+                        'start_date': today,
+                        'end_date': today + dt.timedelta(364)}])
+            self.assertEqual(Request(request.id).state, 'open')
+
+    @with_transaction()
+    def test_new_forfait_mid_year(self):
+        "A second subscription credits its own year; the first ends first"
+        pool = Pool()
+        Party = pool.get('party.party')
+        Credit = pool.get('forfait.credit')
+        company = create_company()
+        with set_company(company):
+            today = pool.get('ir.date').today()
+            party = Party(addresses=[{}], name="Cabinet infirmier")
+            party.save()
+            self.subscribe(party, '1h', today - dt.timedelta(days=200))
+            self.subscribe(party, '2h', today)
+            first, second = Credit.usable([party], company, today)
+            self.assertEqual(
+                (first.hours, second.hours), (12 * HOUR, 24 * HOUR))
+            self.assertLess(first.end_date, second.end_date)
+            self.assertEqual(second.start_date, today)
 
     def test_contract_years(self):
         "Leap days and month ends start the right contract years"
