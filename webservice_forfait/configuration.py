@@ -4,7 +4,7 @@ from trytond import config
 from trytond.i18n import gettext
 from trytond.model import ModelSingleton, ModelSQL, ModelView, fields
 from trytond.pool import Pool
-from trytond.pyson import Id, TimeDelta
+from trytond.pyson import Eval, Id, TimeDelta
 
 from .exceptions import ForfaitValidationError
 from .ledger import round_duration
@@ -43,10 +43,20 @@ class Configuration(ModelSingleton, ModelSQL, ModelView):
     overage_policy = fields.Selection([
             ('carry', "Carry to the next credit"),
             ('block', "Wait for a new credit"),
+            ('invoice', "Invoice the overage"),
             ], "Overage Policy", required=True,
         help="What happens to billed time that no credit covers: carried "
-        "to the client's next credit, or, besides, requests of clients "
-        "without available hours wait until they have a new credit.")
+        "to the client's next credit (and, with 'wait', requests of clients "
+        "without available hours wait for a new credit), or invoiced at "
+        "the overage product.")
+    overage_product = fields.Many2One(
+        'product.product', "Overage Product",
+        domain=[('type', '=', 'service')],
+        states={
+            'required': Eval('overage_policy') == 'invoice',
+            'invisible': Eval('overage_policy') != 'invoice',
+            },
+        help="The hourly service that bills the overage.")
     carry_over_max = fields.TimeDelta(
         "Carry-over", 'forfait_hours',
         domain=['OR',

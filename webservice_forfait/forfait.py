@@ -214,7 +214,8 @@ class Credit(ModelSQL, ModelView):
                     consumption.request, Sum(consumption.duration),
                     where=((consumption.party == credit.party.id)
                         & (consumption.company == credit.company.id)
-                        & (consumption.credit == Null)),
+                        & (consumption.credit == Null)
+                        & (consumption.invoice_line == Null)),
                     group_by=consumption.request,
                     order_by=[Min(consumption.id)]))
             for request_id, overdraft in cursor.fetchall():
@@ -309,6 +310,12 @@ class Consumption(ModelSQL, ModelView):
             ('carry', "Carry"),
             ], "Kind", required=True, readonly=True, sort=False)
     kind_string = kind.translated('kind')
+    invoice_line = fields.Many2One(
+        'account.invoice.line', "Invoice Line", readonly=True,
+        ondelete='RESTRICT',
+        states={'invisible': ~Eval('invoice_line')},
+        help="Where the time no credit covered is billed, under the "
+        "'invoice' overage policy; such time is not carried.")
     reason = fields.Char(
         "Reason", readonly=True,
         states={'invisible': ~Eval('reason')})

@@ -68,6 +68,9 @@ class Party(metaclass=PoolMeta):
         hours = defaultdict(lambda: ZERO)
         consumed = defaultdict(lambda: ZERO)
         pending = defaultdict(lambda: ZERO)
+        # overdraft not yet carried nor invoiced, then the current credits
+        uncovered = (
+            (consumption.credit == Null) & (consumption.invoice_line == Null))
         current = ((credit.start_date <= today) & (credit.end_date >= today)
             & (credit.state != 'expired') & (credit.company == company))
         for sub_ids in grouped_slice([p.id for p in parties], ID_SLICE):
@@ -85,7 +88,7 @@ class Party(metaclass=PoolMeta):
                     consumption.party, Sum(consumption.duration),
                     where=SQL_IN(consumption.party, sub_ids)
                     & (consumption.company == company)
-                    & ((consumption.credit == Null) | current),
+                    & (uncovered | current),
                     group_by=consumption.party))
             for party_id, duration in cursor:
                 consumed[party_id] = to_timedelta(duration)

@@ -93,6 +93,16 @@ class LifecycleTestCase(unittest.TestCase):
             self.assertEqual(
                 Credit.usable([party], company, anniversary), [second])
 
+            Timeline = pool.get('forfait.timeline')
+            events = Timeline.search(
+                [('party', '=', party.id)], order=[('date', 'ASC')])
+            self.assertEqual(
+                sorted(e.event for e in events),
+                ['credit', 'credit', 'expiry', 'expiry', 'subscription'])
+            self.assertEqual(
+                {e.document for e in events if e.event == 'credit'},
+                {first, second})
+
     @with_transaction()
     def test_upgrade_at_renewal(self):
         "The next year follows the new forfait, this year is untouched"
