@@ -23,9 +23,24 @@ class Template(metaclass=PoolMeta):
         help="The update time per month; twelve months are credited "
         "at once for each year of subscription.")
 
+    forfait_invoicing = fields.Selection([
+            ('yearly', "Yearly in Advance"),
+            ('monthly', "Monthly"),
+            ], "Forfait Invoicing",
+        states={
+            'invisible': ~Eval('forfait'),
+            'required': Eval('forfait', False),
+            },
+        help="How the subscription invoices the forfait; the hours are "
+        "credited for the whole year either way.")
+
     @classmethod
     def default_forfait(cls):
         return False
+
+    @classmethod
+    def default_forfait_invoicing(cls):
+        return 'yearly'
 
     @classmethod
     def validate_fields(cls, templates, field_names):

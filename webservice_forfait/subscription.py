@@ -8,6 +8,7 @@ from sql.operators import Concat
 from trytond import backend
 from trytond.i18n import gettext
 from trytond.model import ModelView, Workflow, fields
+from trytond.modules.product import round_price
 from trytond.pool import Pool, PoolMeta
 from trytond.transaction import Transaction, without_check_access
 
@@ -87,6 +88,21 @@ class SubscriptionLine(metaclass=PoolMeta):
     @property
     def is_forfait(self):
         return bool(self.service and self.service.product.template.forfait)
+
+    @fields.depends('service')
+    def on_change_service(self):
+        "A forfait invoiced monthly is consumed, at a twelfth, every month"
+        pool = Pool()
+        ModelData = pool.get('ir.model.data')
+        RuleSet = pool.get('sale.subscription.recurrence.rule.set')
+        super().on_change_service()
+        if (self.is_forfait
+                and self.service.product.template.forfait_invoicing
+                == 'monthly'):
+            self.consumption_recurrence = RuleSet(ModelData.get_id(
+                    'webservice_forfait', 'recurrence_monthly'))
+            if self.unit_price is not None:
+                self.unit_price = round_price(self.unit_price / 12)
 
     def forfait_year_start(self, date):
         """Return the start of the contract year running at date, or the

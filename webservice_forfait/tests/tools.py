@@ -32,7 +32,9 @@ def create_client(name, email, config=None):
     return party
 
 
-def subscribe(party, forfait='2h', start_date=None, quantity=1, config=None):
+def subscribe(
+        party, forfait='2h', start_date=None, quantity=1,
+        invoice_recurrence='recurrence_yearly', config=None):
     "Run a subscription of party to a shipped forfait and return it"
     ModelData = Model.get('ir.model.data', config=config)
     Service = Model.get('sale.subscription.service', config=config)
@@ -41,11 +43,11 @@ def subscribe(party, forfait='2h', start_date=None, quantity=1, config=None):
     context = (config or get_config()).context
     service = Service(ModelData.get_id(
             'webservice_forfait.service_forfait_%s' % forfait, context))
-    yearly = RuleSet(ModelData.get_id(
-            'webservice_forfait.recurrence_yearly', context))
+    recurrence = RuleSet(ModelData.get_id(
+            'webservice_forfait.%s' % invoice_recurrence, context))
     subscription = Subscription(party=party)
     subscription.start_date = start_date or datetime.date.today()
-    subscription.invoice_recurrence = yearly
+    subscription.invoice_recurrence = recurrence
     line = subscription.lines.new()
     line.service = service
     line.quantity = quantity
