@@ -10,9 +10,10 @@ from trytond import backend
 from trytond.modules.company.tests import (
     create_company, create_employee, set_company)
 from trytond.pool import Pool
-from trytond.tests.test_tryton import (
-    DB_NAME, activate_module, drop_db, with_transaction)
+from trytond.tests.test_tryton import DB_NAME, with_transaction
 from trytond.transaction import Transaction, TransactionError
+
+from .database import DatabaseTestCase
 
 HOUR = dt.timedelta(hours=1)
 
@@ -66,17 +67,8 @@ def make_clients(company, employee, count, today):
     return parties, credits
 
 
-class BalanceQueryTestCase(unittest.TestCase):
+class BalanceQueryTestCase(DatabaseTestCase):
     "Balances cost the same number of queries for 1 or 500 records"
-
-    @classmethod
-    def setUpClass(cls):
-        drop_db()
-        activate_module(['webservice_forfait'])
-
-    @classmethod
-    def tearDownClass(cls):
-        drop_db()
 
     @with_transaction()
     def test_balance_query_count(self):
@@ -122,17 +114,8 @@ class BalanceQueryTestCase(unittest.TestCase):
 
 @unittest.skipUnless(
     backend.name == 'postgresql', "SQLite has no row locks")
-class ConcurrentPostingTestCase(unittest.TestCase):
+class ConcurrentPostingTestCase(DatabaseTestCase):
     "Requests closed at once never consume more than a credit holds"
-
-    @classmethod
-    def setUpClass(cls):
-        drop_db()
-        activate_module(['webservice_forfait'])
-
-    @classmethod
-    def tearDownClass(cls):
-        drop_db()
 
     def run_in_transaction(self, func, context=None, attempts=200):
         """Run func in a committed transaction, retried as the RPC layer

@@ -1,28 +1,19 @@
 "The life of a forfait over the years: renewal, upgrade, expiry, commitment"
 import datetime as dt
-import unittest
 
 from trytond.model.exceptions import ValidationError
 from trytond.modules.company.tests import create_company, set_company
 from trytond.pool import Pool
-from trytond.tests.test_tryton import (
-    activate_module, drop_db, with_transaction)
+from trytond.tests.test_tryton import with_transaction
 from webservice_forfait.subscription import contract_years
+
+from .database import DatabaseTestCase
 
 HOUR = dt.timedelta(hours=1)
 
 
-class LifecycleTestCase(unittest.TestCase):
+class LifecycleTestCase(DatabaseTestCase):
     "Forfait lifecycle"
-
-    @classmethod
-    def setUpClass(cls):
-        drop_db()
-        activate_module(['webservice_forfait'])
-
-    @classmethod
-    def tearDownClass(cls):
-        drop_db()
 
     def subscribe(self, party, forfait, start, quantity=1):
         pool = Pool()
