@@ -190,6 +190,13 @@ class Party(metaclass=PoolMeta):
 class Request(metaclass=PoolMeta):
     __name__ = 'forfait.request'
 
+    @property
+    def recipients(self):
+        "The request's contact, or else the client's e-mail addresses"
+        if self.contact:
+            return self.contact.value
+        return client_addresses(self.party) if self.party else None
+
     @classmethod
     @ModelView.button
     @Workflow.transition('done')
@@ -209,8 +216,7 @@ class Request(metaclass=PoolMeta):
         for request in requests:
             if request.state != 'done':
                 continue
-            to = (request.contact.value if request.contact
-                else client_addresses(request.party))
+            to = request.recipients
             if not to:
                 request.chat_post_internal(
                     'webservice_forfait.msg_report_no_email')
@@ -240,8 +246,7 @@ class Request(metaclass=PoolMeta):
         pool = Pool()
         Outbox = pool.get('forfait.outbox')
         config = pool.get('forfait.configuration')(1)
-        to = (self.contact.value if self.contact
-            else client_addresses(self.party))
+        to = self.recipients
         if not to:
             self.chat_post_internal('webservice_forfait.msg_report_no_email')
             return
