@@ -9,6 +9,9 @@ DEMO_DB := demo
 DB_URI ?= sqlite://
 PG_URI ?= postgresql://postgres@127.0.0.1:5432/
 PYTEST_ARGS ?=
+# Data sets of bench/generate.py: `make bench SIZE=huge` adds the largest.
+SIZE ?=
+BENCH_SIZES := small large $(SIZE)
 LINT_PATHS := $(wildcard webservice_forfait demo tests bench)
 CACHE := $(CURDIR)/.cache
 # Cached test databases are keyed by the module's schema and data files.
@@ -17,10 +20,11 @@ SCHEMA_KEY := $(shell cat webservice_forfait/tryton.cfg webservice_forfait/*.py 
 export TRYTOND_EMAIL__FROM ?= webservice-forfait@localhost
 
 # Debian packages the tests need: a real Dovecot for the IMAP tests,
-# pdftotext to read the PDF reports.
-SYSTEM_PACKAGES := dovecot-imapd poppler-utils
+# pdftotext to read the PDF reports, Chromium for the portal's browser test,
+# wrk for the portal's benchmark.
+SYSTEM_PACKAGES := dovecot-imapd poppler-utils chromium chromium-driver wrk
 
-.PHONY: system-deps install demo demo-reset demo-db test test-sqlite test-postgresql lint bench clean
+.PHONY: system-deps install demo demo-reset demo-db test test-sqlite test-postgresql lint bench screenshots clean
 
 install: $(VENV)/.installed
 
@@ -57,6 +61,7 @@ demo-db: $(DEMO_DIR)/.built
 demo: $(VENV)/.installed $(SAO)/.installed demo-db
 	@echo
 	@echo "Web client: http://127.0.0.1:8000/  database: $(DEMO_DB)  login: admin / admin"
+	@echo "Client portal: http://127.0.0.1:8000/$(DEMO_DB)/portal/  login: lucette.marie@chezlucette.mq / Madinina-972"
 	@echo "Stop with Ctrl-C."
 	$(BIN)/trytond -c $(DEMO_DIR)/trytond.conf -d $(DEMO_DB)
 
@@ -69,7 +74,7 @@ system-deps:
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_PACKAGES) >/dev/null; \
 		else \
-			echo "Missing $(SYSTEM_PACKAGES) (apt-get install $(SYSTEM_PACKAGES)): the IMAP and PDF tests will be skipped."; \
+			echo "Missing $(SYSTEM_PACKAGES) (apt-get install $(SYSTEM_PACKAGES)): the IMAP, PDF and browser tests will be skipped."; \
 		fi; }
 
 test: $(VENV)/.installed system-deps
@@ -96,6 +101,15 @@ lint: $(VENV)/.installed
 bench: $(VENV)/.installed system-deps
 	$(BIN)/python bench/inbound_email.py --uri $(PG_URI)
 	$(BIN)/python bench/report.py --uri $(PG_URI)
+	for size in $(BENCH_SIZES); do $(BIN)/python bench/generate.py --uri $(PG_URI) --size $$size || exit 1; done
+	$(BIN)/python bench/balances.py --uri $(PG_URI) --sizes $(BENCH_SIZES) --memory $(lastword $(BENCH_SIZES))
+	$(BIN)/python bench/posting.py --uri $(PG_URI)
+	$(BIN)/python bench/portal.py --uri $(PG_URI)
+
+# The portal's pages at desktop and phone width, into the documentation.
+screenshots: $(VENV)/.installed system-deps
+	DB_CACHE=$(CACHE)/db-sqlite-$(SCHEMA_KEY) FORFAIT_SCREENSHOTS=$(CURDIR)/webservice_forfait/doc/portal \
+		$(BIN)/python -m pytest -q tests/test_portal_browser.py
 
 clean:
 	rm -rf $(VENV) .cache $(DEMO_DIR)

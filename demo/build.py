@@ -61,6 +61,8 @@ CLIENTS = [
         None, None),
     ]
 
+PORTAL_URL = 'http://127.0.0.1:8000/demo/portal'
+PORTAL_PASSWORD = 'Madinina-972'
 PRICES = {'1h': Decimal('600'), '2h': Decimal('1100'), '3h': Decimal('1500')}
 
 # Fiscal years of the demo (the subscriptions start in 2026)
@@ -577,11 +579,24 @@ def configure_email():
     configuration = Config(1)
     configuration.email_sender = 'Web Service <update@webservice-mq.fr>'
     configuration.inbound_address = 'update@webservice-mq.fr'
+    configuration.portal_url = PORTAL_URL
     configuration.save()
     inbox = configuration.inbound_inbox
     inbox.click('new_identifier')
     inbox.reload()
     print("Boîte de réception des demandes : %s" % inbox.endpoint)
+
+
+def create_portal_accounts(clients):
+    "Give the first address of each client a portal login"
+    User = Model.get('web.user')
+    for party in clients.values():
+        user = User(email=party.contact_mechanisms[0].value, party=party)
+        user.password = PORTAL_PASSWORD
+        user.save()
+    print("Portail client : %s  (ex. %s / %s)" % (
+            PORTAL_URL, clients['lucette'].contact_mechanisms[0].value,
+            PORTAL_PASSWORD))
 
 
 def close_config_wizard():
@@ -606,6 +621,7 @@ def main(database, config_file):
     create_manual_credit(company, clients['bele'])
     create_requests(clients, employees)
     configure_email()
+    create_portal_accounts(clients)
     print_summary(clients)
     print("Données de démonstration créées en %.1f s"
         % (time.monotonic() - start))

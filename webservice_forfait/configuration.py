@@ -114,7 +114,14 @@ class Configuration(ModelSingleton, ModelSQL, ModelView):
         "recalled to the client; empty for no reminder.")
     portal_url = fields.Char(
         "Portal URL",
-        help="Where clients subscribe to a new forfait; given in the alerts.")
+        help="The address of the client portal, "
+        "e.g. https://erp.example.com/DATABASE/portal; given in the e-mails.")
+    portal_max_upload = fields.Integer(
+        "Maximum Upload Size",
+        domain=['OR',
+            ('portal_max_upload', '=', None),
+            ('portal_max_upload', '>', 0)],
+        help="In bytes: the largest file a client may attach in the portal.")
 
     @classmethod
     def default_notify_report(cls):
@@ -157,6 +164,10 @@ class Configuration(ModelSingleton, ModelSQL, ModelView):
 
     @classmethod
     def default_email_max_size(cls):
+        return 10_000_000
+
+    @classmethod
+    def default_portal_max_upload(cls):
         return 10_000_000
 
     @classmethod

@@ -16,3 +16,7 @@ class LedgerAccessError(AccessError):
 
 class EmailConfigurationError(UserError):
     pass
+
+
+class PortalError(UserError):
+    pass

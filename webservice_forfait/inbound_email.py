@@ -253,10 +253,11 @@ class Request(metaclass=PoolMeta):
             with without_check_access():
                 Channel.subscribe_email(request, mail.sender)
         if mail.sender:
-            request.acknowledge(mail)
+            request.acknowledge(
+                mail.sender, mail.sender_name, in_reply_to=mail.message_id)
         return request
 
-    def acknowledge(self, mail):
+    def acknowledge(self, address, name=None, in_reply_to=None):
         "Send the acknowledgement with the number and the hours available"
         pool = Pool()
         Config = pool.get('forfait.configuration')
@@ -277,9 +278,8 @@ class Request(metaclass=PoolMeta):
                     'webservice_forfait.msg_ack_body_unknown',
                     number=self.number, subject=self.subject)
         message = email_message(
-            config.email_sender, formataddr(
-                (mail.sender_name, mail.sender)), subject, body,
-            in_reply_to=mail.message_id)
+            config.email_sender, formataddr((name, address)), subject, body,
+            in_reply_to=in_reply_to)
         self.email_message_id = str(message['Message-ID'])
         self.save()
         Outbox.put(message, resource=self)

@@ -85,7 +85,9 @@ class Outbox(ModelSQL, ModelView):
         IrModel = Pool().get('ir.model')
         return [(None, '')] + [
             (m, IrModel.get_name(m))
-            for m in ['forfait.request', 'forfait.credit', 'inbound.email']]
+            for m in [
+                'forfait.request', 'forfait.credit', 'inbound.email',
+                'web.user', 'sale.subscription']]
 
     @classmethod
     def put(cls, message, resource=None):

@@ -1,0 +1,189 @@
+"""The portal in a real headless Chromium, served by a real trytond server.
+
+Set FORFAIT_SCREENSHOTS to a folder to keep a screenshot of every page at
+desktop and phone width (`make screenshots` writes them into the docs)."""
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import unittest
+
+import pytest
+
+CHROMIUM = shutil.which('chromium')
+CHROMEDRIVER = shutil.which('chromedriver')
+HERE = os.path.dirname(__file__)
+SIZES = {'desktop': (1280, 1000), 'phone': (390, 844)}
+# The smallest valid PNG: one transparent pixel.
+PIXEL = bytes.fromhex(
+    '89504e470d0a1a0a0000000d4948445200000001000000010806000000'
+    '1f15c4890000000d49444154789c6360000002000154a24f5d0000000049'
+    '454e44ae426082')
+
+pytestmark = pytest.mark.skipif(
+    not (CHROMIUM and CHROMEDRIVER),
+    reason="Debian's chromium and chromium-driver are not installed")
+
+
+class PortalBrowserTestCase(unittest.TestCase):
+    "A client's visit: sign in, balance, request with a file, message, PDF"
+
+    @classmethod
+    def setUpClass(cls):
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+        cls.folder = tempfile.mkdtemp()
+        cls.addClassCleanup(shutil.rmtree, cls.folder)
+        env = dict(os.environ)
+        env['DB_NAME'] = env.get('DB_NAME', 'browser') + '_browser'
+        if 'postgresql' not in env.get('TRYTOND_DATABASE__URI', ''):
+            env['TRYTOND_DATABASE__URI'] = 'sqlite://'
+            env['TRYTOND_DATABASE__PATH'] = cls.folder
+        cls.server = subprocess.Popen(
+            [sys.executable, os.path.join(HERE, 'portal_server.py')],
+            env=env, stdout=subprocess.PIPE, text=True)
+        cls.addClassCleanup(cls.stop_server)
+        line = cls.server.stdout.readline()
+        if not line.startswith('READY'):
+            raise RuntimeError("The portal server did not start: %r" % line)
+        _, port, cls.email, cls.password = line.split()
+        cls.base = 'http://127.0.0.1:%s/%s/portal/' % (port, env['DB_NAME'])
+
+        options = webdriver.ChromeOptions()
+        options.binary_location = CHROMIUM
+        for argument in ['--headless=new', '--no-sandbox',
+                '--disable-dev-shm-usage', '--lang=fr-FR',
+                '--window-size=%s,%s' % SIZES['desktop']]:
+            options.add_argument(argument)
+        cls.browser = webdriver.Chrome(
+            service=Service(CHROMEDRIVER), options=options)
+        cls.addClassCleanup(cls.browser.quit)
+        cls.browser.implicitly_wait(5)
+        cls.screenshots = os.environ.get('FORFAIT_SCREENSHOTS')
+
+    @classmethod
+    def stop_server(cls):
+        cls.server.terminate()
+        cls.server.wait(30)
+
+    def find(self, selector):
+        from selenium.webdriver.common.by import By
+        return self.browser.find_element(By.CSS_SELECTOR, selector)
+
+    def find_all(self, selector):
+        from selenium.webdriver.common.by import By
+        return self.browser.find_elements(By.CSS_SELECTOR, selector)
+
+    def click(self, selector, element=None):
+        "Click and wait for the next page to replace this one"
+        from selenium.webdriver.support import expected_conditions
+        from selenium.webdriver.support.ui import WebDriverWait
+        page = self.find('html')
+        (element or self.find(selector)).click()
+        WebDriverWait(self.browser, 15).until(
+            expected_conditions.staleness_of(page))
+
+    def shoot(self, name):
+        "Keep the page at desktop and phone width when asked to"
+        if not self.screenshots:
+            return
+        os.makedirs(self.screenshots, exist_ok=True)
+        for size, (width, height) in SIZES.items():
+            self.browser.set_window_size(width, height)
+            height = self.browser.execute_script(
+                'return document.documentElement.scrollHeight')
+            self.browser.set_window_size(width, min(height + 140, 4000))
+            self.browser.save_screenshot(os.path.join(
+                    self.screenshots, 'portal_%s_%s.png' % (name, size)))
+        self.browser.set_window_size(*SIZES['desktop'])
+
+    def fetch(self, url):
+        "Download url with the browser's cookies: status, type, first bytes"
+        return self.browser.execute_async_script('''
+            const done = arguments[arguments.length - 1];
+            fetch(arguments[0]).then(r => r.arrayBuffer().then(b => done([
+                r.status, r.headers.get('Content-Type'),
+                String.fromCharCode(...new Uint8Array(b.slice(0, 5)))])));
+            ''', url)
+
+    def test_visit(self):
+        browser = self.browser
+        browser.get(self.base)
+        self.assertIn('/portal/login', browser.current_url)
+        self.shoot('login')
+        self.find('#email').send_keys(self.email)
+        self.find('#password').send_keys('not the password')
+        self.click('main form button[type=submit]')
+        self.assertEqual(
+            self.find('p.error').text, "E-mail ou mot de passe incorrect.")
+        self.find('#password').send_keys(self.password)
+        self.click('main form button[type=submit]')
+
+        # The balance: 24:00 credited, 6:30 used on three done requests
+        self.assertEqual(
+            self.find('h1').text, "Bonjour, Boulangerie Chez Lucette")
+        figures = self.find('.gauge .figures').text
+        self.assertIn("24:00", figures)
+        self.assertIn("6:30", figures)
+        self.assertIn("17:30", figures)
+        self.assertIn("À votre rythme", self.find('.projection').text)
+        self.shoot('dashboard')
+
+        # A new request with an attachment
+        self.click('.actions a.primary')
+        self.shoot('new_request')
+        self.find('#subject').send_keys("Bannière de la galette des rois")
+        self.find('#category option[value=illustrations]').click()
+        self.find('#description').send_keys(
+            "Remplacer la bannière de l'accueil par celle-ci.")
+        image = os.path.join(self.folder, 'galette.png')
+        with open(image, 'wb') as f:
+            f.write(PIXEL)
+        self.find('#files').send_keys(image)
+        self.click('main form button[type=submit]')
+        self.assertIn("Votre demande a été envoyée", self.find('.notice').text)
+        number = self.find('.facts dd').text
+        self.assertRegex(number, r'^MAJ-\d{4}-\d{4}$')
+        file_link = self.find('.list a[download]')
+        self.assertEqual(file_link.text, 'galette.png')
+        status, content_type, head = self.fetch(
+            file_link.get_attribute('href'))
+        self.assertEqual((status, head[:4]), (200, '\x89PNG'))
+
+        # A message to the staff
+        self.find('#message').send_keys("La galette doit être dorée !")
+        self.click(None, self.find('#message').find_element(
+                'xpath', './following::button[1]'))
+        self.assertIn("transmis", self.find('.notice').text)
+        self.assertIn(
+            "La galette doit être dorée !", self.find('.messages').text)
+        self.shoot('request')
+
+        # The list, and the report of a done request
+        self.click('nav.menu a[href$="/requests"]')
+        rows = self.find_all('table.table tbody tr')
+        self.assertEqual(len(rows), 5)
+        self.shoot('requests')
+        self.find('#state option[value=done]').click()
+        self.click('.filters button')
+        self.assertEqual(len(self.find_all('table.table tbody tr')), 3)
+        self.click('table.table tbody tr a')
+        report = self.find('a[href$="report.pdf"]').get_attribute('href')
+        status, content_type, head = self.fetch(report)
+        self.assertEqual(
+            (status, content_type, head), (200, 'application/pdf', '%PDF-'))
+        self.shoot('request_done')
+
+        # Forfaits and the subscription page
+        self.click('nav.menu a[href$="/forfaits"]')
+        self.assertIn("24:00", self.find('table.table').text)
+        self.shoot('forfaits')
+        self.click('.actions a.primary')
+        self.shoot('subscribe')
+
+        # Sign out: the pages are closed again
+        self.click('form.logout button')
+        self.assertIn("Vous êtes déconnecté", self.find('.notice').text)
+        browser.get(self.base + 'requests')
+        self.assertIn('/portal/login', browser.current_url)

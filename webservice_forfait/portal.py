@@ -1,0 +1,232 @@
+"""What the client portal does to the records: portal accounts and their
+invitations, requests and messages sent from the portal, subscriptions asked
+for there. The pages themselves are in routes.py."""
+import datetime
+import urllib.parse
+from email.utils import formataddr
+
+from trytond.i18n import gettext
+from trytond.model import ModelView, fields
+from trytond.pool import Pool, PoolMeta
+from trytond.pyson import Eval
+from trytond.transaction import Transaction, without_check_access
+from trytond.wizard import Button, StateTransition, StateView, Wizard
+
+from .exceptions import PortalError
+from .notification import client_addresses, translated
+from .outbox import email_message
+
+INVITATION_VALIDITY = datetime.timedelta(days=7)
+
+
+def portal_link(path, **query):
+    "Return the absolute URL of a portal page, or raise when not configured"
+    Config = Pool().get('forfait.configuration')
+    base = Config(1).portal_url
+    if not base:
+        raise PortalError(
+            gettext('webservice_forfait.msg_portal_url_missing'))
+    url = base.rstrip('/') + '/' + path
+    if query:
+        url += '?' + urllib.parse.urlencode(query)
+    return url
+
+
+class WebUser(metaclass=PoolMeta):
+    __name__ = 'web.user'
+
+    def send_password_link(self, invitation=False):
+        "Send the link to set the password, valid for a day or a week"
+        pool = Pool()
+        Config = pool.get('forfait.configuration')
+        Outbox = pool.get('forfait.outbox')
+        self.set_reset_password_token()
+        if invitation:
+            self.reset_password_token_expire = (
+                datetime.datetime.now() + INVITATION_VALIDITY)
+        self.save()
+        link = portal_link(
+            'password/reset', email=self.email,
+            token=self.reset_password_token)
+        kind = 'invitation' if invitation else 'password'
+        party = self.party
+        subject = translated(
+            party, 'webservice_forfait.msg_portal_%s_subject' % kind)
+        body = translated(
+            party, 'webservice_forfait.msg_portal_%s_body' % kind,
+            link=link, client=party.rec_name if party else '')
+        Outbox.put(email_message(
+                Config(1).email_sender, self.email, subject, body,
+                auto='auto-generated'), resource=self)
+
+
+class PortalInvite(Wizard):
+    __name__ = 'party.party.forfait_portal_invite'
+    start = StateView(
+        'party.party.forfait_portal_invite.start',
+        'webservice_forfait.portal_invite_start_view_form', [
+            Button("Cancel", 'end', 'tryton-cancel'),
+            Button("Invite", 'invite', 'tryton-ok', default=True),
+            ])
+    invite = StateTransition()
+
+    def default_start(self, fields):
+        emails = [
+            c for c in self.record.contact_mechanisms if c.type == 'email']
+        return {
+            'party': self.record.id,
+            'contact': emails[0].id if emails else None,
+            }
+
+    def transition_invite(self):
+        pool = Pool()
+        User = pool.get('web.user')
+        email = self.start.contact.value.strip().lower()
+        with without_check_access():
+            self._invite(User, email)
+        return 'end'
+
+    def _invite(self, User, email):
+        users = User.search([
+                ('email', '=', email),
+                ('active', 'in', [True, False]),
+                ], order=[('active', 'DESC')], limit=1)
+        if users:
+            user, = users
+            if user.party and user.party != self.record:
+                raise PortalError(gettext(
+                        'webservice_forfait.msg_portal_account_other_party',
+                        email=email, party=user.party.rec_name))
+            user.active = True
+        else:
+            user = User(email=email)
+        user.party = self.record
+        user.save()
+        user.send_password_link(invitation=True)
+
+
+class PortalInviteStart(ModelView):
+    __name__ = 'party.party.forfait_portal_invite.start'
+    __string__ = "Invite to the Portal"
+    party = fields.Many2One('party.party', "Client", readonly=True)
+    contact = fields.Many2One(
+        'party.contact_mechanism', "E-mail", required=True,
+        domain=[
+            ('party', '=', Eval('party', -1)),
+            ('type', '=', 'email'),
+            ],
+        help="The client's address that receives the invitation; "
+        "it becomes the login.")
+
+
+class Request(metaclass=PoolMeta):
+    __name__ = 'forfait.request'
+
+    @classmethod
+    def create_from_portal(cls, user, subject, category, description, files):
+        "Create the request of a portal user and acknowledge it"
+        pool = Pool()
+        Channel = pool.get('ir.chat.channel')
+        contacts = [
+            c for c in user.party.contact_mechanisms
+            if c.type == 'email' and c.value.lower() == user.email]
+        request = cls(
+            party=user.party, contact=contacts[0] if contacts else None,
+            channel='portal', subject=subject, category=category,
+            description=description, email_sender=user.email)
+        with without_check_access():
+            request.save()
+            Channel.subscribe_email(request, user.email)
+        request.attach_files(files)
+        request.acknowledge(user.email)
+        return request
+
+    def post_from_portal(self, user, content):
+        "Add a message of the client to the conversation; staff are told"
+        pool = Pool()
+        Channel = pool.get('ir.chat.channel')
+        Message = pool.get('ir.chat.message')
+        with without_check_access():
+            channel = Channel._get_channel(self)
+            if not any(f.email == user.email for f in channel.followers):
+                Channel.subscribe_email(self, user.email)
+            message = Message(
+                channel=channel, email=user.email, audience='public',
+                content=content)
+            message.save()
+        Channel.dispatch_message(message, lambda u: u == user.email)
+        return message
+
+    def portal_messages(self):
+        "The conversation the client may read: public messages only"
+        pool = Pool()
+        Message = pool.get('ir.chat.message')
+        return Message.search([
+                ('channel.resource', '=', str(self)),
+                ('audience', '=', 'public'),
+                ], order=[('create_date', 'ASC'), ('id', 'ASC')])
+
+
+class Subscription(metaclass=PoolMeta):
+    __name__ = 'sale.subscription'
+
+    @classmethod
+    def create_from_portal(cls, user, service):
+        """Create a quotation of the forfait for the staff to confirm and
+        tell the client and the agency"""
+        pool = Pool()
+        Address = pool.get('party.address')
+        Date = pool.get('ir.date')
+        Line = pool.get('sale.subscription.line')
+        ModelData = pool.get('ir.model.data')
+        RuleSet = pool.get('sale.subscription.recurrence.rule.set')
+        Config = pool.get('forfait.configuration')
+        Outbox = pool.get('forfait.outbox')
+        party = user.party
+        subscription = cls(party=party, start_date=Date.today())
+        subscription.on_change_party()
+        if not subscription.invoice_address:
+            # as the client's forms do, a party has at least one address
+            subscription.invoice_address = Address(party=party)
+            subscription.invoice_address.save()
+        subscription.invoice_recurrence = RuleSet(ModelData.get_id(
+                'webservice_forfait', 'recurrence_%s'
+                % service.product.template.forfait_invoicing))
+        subscription.description = translated(
+            party, 'webservice_forfait.msg_portal_subscription_description',
+            email=user.email)
+        line = Line(subscription=subscription, service=service, quantity=1)
+        line.on_change_service()
+        line.start_date = subscription.start_date
+        subscription.lines = [line]
+        subscription.save()
+        cls.quote([subscription])
+
+        config = Config(1)
+        name = service.product.rec_name
+        Outbox.put(email_message(
+                config.email_sender, formataddr((party.rec_name, user.email)),
+                translated(party,
+                    'webservice_forfait.msg_portal_subscribe_client_subject',
+                    forfait=name),
+                translated(party,
+                    'webservice_forfait.msg_portal_subscribe_client_body',
+                    forfait=name),
+                auto='auto-generated'), resource=subscription)
+        manager = party.forfait_manager
+        staff = manager.email if manager and manager.email else (
+            config.email_sender)
+        language = manager.language.code if manager and manager.language else (
+            'fr')
+        with Transaction().set_context(language=language):
+            subject = gettext(
+                'webservice_forfait.msg_portal_subscribe_staff_subject',
+                party=party.rec_name, forfait=name)
+            body = gettext(
+                'webservice_forfait.msg_portal_subscribe_staff_body',
+                party=party.rec_name, forfait=name, email=user.email,
+                addresses=client_addresses(party) or user.email)
+        Outbox.put(email_message(
+                config.email_sender, staff, subject, body,
+                auto='auto-generated'), resource=subscription)
+        return subscription
