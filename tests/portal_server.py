@@ -17,7 +17,8 @@ from trytond.transaction import Transaction
 from trytond.wsgi import app
 from webservice_forfait.tests.smtp_server import SMTPServer
 from webservice_forfait.tests.test_portal import (
-    HOUR, PASSWORD, close_request, create_client, in_company, set_prices)
+    HOUR, PASSWORD, close_request, create_client, in_company, load_french,
+    set_prices)
 
 EMAIL = 'lucette@chezlucette.mq'
 
@@ -26,6 +27,7 @@ def set_up(port):
     with Transaction().start(DB_NAME, 0) as transaction:
         pool = Pool()
         Config = pool.get('forfait.configuration')
+        load_french()
         company = create_company("Web Service")
         with set_company(company):
             create_employee(company, "Marie-Line Joseph")
@@ -60,7 +62,7 @@ def main():
         config.add_section('email')
     config.set('email', 'uri', smtp.uri)
     drop_db()
-    activate_module(['webservice_forfait'], lang='fr')
+    activate_module(['webservice_forfait'])
     server = make_server('127.0.0.1', 0, app, threaded=False)
     set_up(server.server_port)
     print('READY %s %s %s' % (server.server_port, EMAIL, PASSWORD),

@@ -76,13 +76,18 @@ class PortalBrowserTestCase(unittest.TestCase):
         return self.browser.find_elements(By.CSS_SELECTOR, selector)
 
     def click(self, selector, element=None):
-        "Click and wait for the next page to replace this one"
-        from selenium.webdriver.support import expected_conditions
+        "Click and wait for the next page to be loaded"
+        from selenium.common.exceptions import WebDriverException
         from selenium.webdriver.support.ui import WebDriverWait
-        page = self.find('html')
+        self.browser.execute_script('window.leaving = true')
+
+        def loaded(browser):
+            # a new page has a new window object, without the mark
+            return browser.execute_script(
+                'return !window.leaving && document.readyState == "complete"')
         (element or self.find(selector)).click()
-        WebDriverWait(self.browser, 15).until(
-            expected_conditions.staleness_of(page))
+        WebDriverWait(self.browser, 30, ignored_exceptions=[
+                WebDriverException]).until(loaded)
 
     def shoot(self, name):
         "Keep the page at desktop and phone width when asked to"

@@ -329,6 +329,10 @@ class Consumption(ModelSQL, ModelView):
         t = cls.__table__()
         cls._sql_indexes.update({
                 Index(t, (t.credit, Index.Range())),
+                # a party's balance reads all its consumptions
+                Index(t,
+                    (t.party, Index.Range()),
+                    (t.company, Index.Range())),
                 Index(t,
                     (t.party, Index.Range()),
                     (t.company, Index.Range()),

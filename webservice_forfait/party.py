@@ -9,7 +9,7 @@ from trytond.tools import grouped_slice
 from trytond.transaction import Transaction
 
 from .forfait import ID_SLICE, SQL_IN, to_timedelta
-from .ledger import ZERO
+from .ledger import ZERO, round_duration
 
 BALANCE_FIELDS = [
     'forfait_hours', 'forfait_consumed', 'forfait_remaining',
@@ -64,6 +64,9 @@ class Party(metaclass=PoolMeta):
         company = transaction.context.get('company') or -1
         today = Date.today()
         config = Config(1)
+        rounding = (
+            config.rounding_unit, config.rounding_method,
+            config.rounding_minimum)
 
         hours = defaultdict(lambda: ZERO)
         consumed = defaultdict(lambda: ZERO)
@@ -103,7 +106,8 @@ class Party(metaclass=PoolMeta):
                     & line.billable,
                     group_by=[request.party, request.id]))
             for party_id, _, duration in cursor:
-                pending[party_id] += config.round(to_timedelta(duration))
+                pending[party_id] += round_duration(
+                    to_timedelta(duration), *rounding)
 
         result = {n: {} for n in names}
         for party in parties:

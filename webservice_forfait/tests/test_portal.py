@@ -2,6 +2,7 @@
 import datetime as dt
 import io
 import logging
+import os
 import re
 import urllib.parse
 from contextlib import contextmanager
@@ -116,6 +117,18 @@ def close_request(party_id, duration, subject="Horaires d'ouverture"):
     return in_company(close)
 
 
+def load_french():
+    "Make French translatable with this module's texts, as -l fr does"
+    pool = Pool()
+    Lang = pool.get('ir.lang')
+    Translation = pool.get('ir.translation')
+    french, = Lang.search([('code', '=', 'fr')])
+    french.translatable = True
+    french.save()
+    Translation.translation_import('fr', 'webservice_forfait', os.path.join(
+            os.path.dirname(__file__), '..', 'locale', 'fr.po'))
+
+
 def set_prices():
     "Price the shipped forfaits with a 20 % tax; return the 2 h service"
     pool = Pool()
@@ -127,7 +140,12 @@ def set_prices():
     Company = pool.get('company.company')
     Service = pool.get('sale.subscription.service')
     company = Company.search([])[0]
-    create_chart(company, chart='account.account_template_root_fr')
+    chart, = ModelData.search([
+            ('module', '=', 'account'),
+            ('fs_id', 'in', ['account_template_root_en',
+                    'account_template_root_fr']),
+            ], limit=1)
+    create_chart(company, chart='account.' + chart.fs_id)
     revenue, = Account.search([
             ('type.revenue', '=', True),
             ('closed', '=', False)], limit=1)
@@ -156,7 +174,6 @@ def set_prices():
 class PortalTestCase(RouteTestCase):
     "Every page and action of the portal, as a client's browser uses them"
     module = 'webservice_forfait'
-    language = 'fr'
 
     @classmethod
     def setUpClass(cls):
@@ -171,6 +188,7 @@ class PortalTestCase(RouteTestCase):
     def setUpDatabase(cls):
         pool = Pool()
         Config = pool.get('forfait.configuration')
+        load_french()
         company = create_company()
         with set_company(company):
             create_employee(company, "Marie-Line Joseph")
@@ -602,6 +620,14 @@ class PortalTestCase(RouteTestCase):
         self.assertIn("En attente de confirmation", page)
         response = self.post(client, 'subscribe', {'service': str(service)})
         self.assertEqual(response.status_code, 400)
+
+        def confirm():
+            Subscription = Pool().get('sale.subscription')
+            Subscription.run(Subscription.search([('party', '=', party)]))
+        in_company(confirm)
+        page = self.text(client.get(self.url()))
+        self.assertIn("24:00", page)
+        self.assertNotIn("Vous n'avez pas de forfait en cours.", page)
 
     def test_invitation_and_password_reset(self):
         "The invitation sets the password; forgetting it sends a new link"
