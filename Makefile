@@ -8,7 +8,7 @@ DEMO_DIR := $(CURDIR)/demo/db
 DEMO_DB := demo
 DB_URI ?= sqlite://
 PG_URI ?= postgresql://postgres@127.0.0.1:5432/
-PYTEST_ARGS ?=
+PYTEST_ARGS ?= --durations=15
 # Data sets of bench/generate.py: `make bench SIZE=huge` adds the largest.
 SIZE ?=
 BENCH_SIZES := small large $(SIZE)

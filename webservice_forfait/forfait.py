@@ -4,7 +4,7 @@ from itertools import groupby
 
 from sql import Null
 from sql.aggregate import Max, Min, Sum
-from sql.functions import Extract
+from sql.functions import CurrentTimestamp, Extract
 
 from trytond.i18n import gettext
 from trytond.model import Index, ModelSQL, ModelView, Unique, fields
@@ -274,6 +274,21 @@ class Credit(ModelSQL, ModelView):
                 cls.write(*to_write)
 
     @classmethod
+    def touch(cls, credits):
+        """Update the rows of credits consumed by this transaction
+
+        PostgreSQL grants the lock of a posting as soon as the previous one
+        has committed, but its snapshot may be older: the update makes the
+        lock fail with a serialization error instead, and the posting is
+        retried with a snapshot that sees the previous consumptions."""
+        table = cls.__table__()
+        cursor = Transaction().connection.cursor()
+        for sub_ids in grouped_slice([c.id for c in credits], ID_SLICE):
+            cursor.execute(*table.update(
+                    [table.write_date], [CurrentTimestamp()],
+                    where=SQL_IN(table.id, list(sub_ids))))
+
+    @classmethod
     def usable(cls, parties, company, date):
         "Return the credits to consume at date, in consumption order"
         return cls.search([
@@ -424,6 +439,7 @@ class Consumption(ModelSQL, ModelView):
             credits.extend(company_credits)
         with without_check_access():
             cls.save(consumptions)
+        Credit.touch(credits)
         Credit.update_state(credits)
         Credit.notify_thresholds(credits)
         return consumptions
