@@ -476,9 +476,8 @@ def dashboard(portal):
     Request = pool.get('forfait.request')
     Date = pool.get('ir.date')
     Config = pool.get('forfait.configuration')
-    Party = pool.get('party.party')
     today = Date.today()
-    party = Party(portal.party.id)
+    party = portal.party
     credits = Credit.search([
             ('party', '=', party.id),
             ('start_date', '<=', today),
@@ -619,12 +618,8 @@ def request_detail(portal, number):
         attachments=attachments, lines=lines, state_label=state_label,
         max_size='%s' % (max_upload(portal.pool) // 1_000_000),
         types=', '.join(sorted(e[1:] for e in UPLOADS)),
-        **request_form_values(portal))
-
-
-def request_form_values(portal):
-    return {'message': form_text(portal, 'message')
-        if portal.request.method == 'POST' else ''}
+        message=form_text(portal, 'message')
+        if portal.request.method == 'POST' else '')
 
 
 @portal_route('/requests/<number>/messages', methods=('POST',))

@@ -1,10 +1,8 @@
 "Ledger tests that need a database: query counts and concurrent postings"
 import datetime as dt
-import logging
 import threading
 import time
 import unittest
-from contextlib import contextmanager
 
 from trytond import backend
 from trytond.modules.company.tests import (
@@ -13,34 +11,9 @@ from trytond.pool import Pool
 from trytond.tests.test_tryton import DB_NAME, with_transaction
 from trytond.transaction import Transaction, TransactionError
 
-from .database import DatabaseTestCase
+from .database import DatabaseTestCase, count_queries
 
 HOUR = dt.timedelta(hours=1)
-
-
-@contextmanager
-def count_queries():
-    "Collect the SQL statements the current transaction executes"
-    queries = []
-    connection = Transaction().connection
-    if backend.name == 'sqlite':
-        connection.set_trace_callback(queries.append)
-        try:
-            yield queries
-        finally:
-            connection.set_trace_callback(None)
-    else:
-        logger = logging.getLogger('trytond.backend.postgresql.database')
-        handler = logging.Handler()
-        handler.emit = lambda record: queries.append(record.getMessage())
-        level = logger.level
-        logger.addHandler(handler)
-        logger.setLevel(logging.DEBUG)
-        try:
-            yield queries
-        finally:
-            logger.removeHandler(handler)
-            logger.setLevel(level)
 
 
 def make_clients(company, employee, count, today):

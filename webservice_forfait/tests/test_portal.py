@@ -1,15 +1,12 @@
 "The client portal through its routes: pages, actions, isolation, CSRF"
 import datetime as dt
 import io
-import logging
 import os
 import re
 import urllib.parse
-from contextlib import contextmanager
 from decimal import Decimal
 
 import trytond.config as config
-from trytond import backend
 from trytond.modules.account.tests.test_module import create_chart
 from trytond.modules.company.tests import (
     create_company, create_employee, set_company)
@@ -17,6 +14,7 @@ from trytond.pool import Pool
 from trytond.tests.test_tryton import DB_NAME, RouteTestCase
 from trytond.transaction import Transaction
 
+from .database import count_queries
 from .test_inbound_email import run_committed, use_smtp_server
 
 HOUR = dt.timedelta(hours=1)
@@ -24,33 +22,6 @@ PASSWORD = 'Zouk-Love-1985'
 PDF = b'%PDF-1.4\n1 0 obj << >> endobj\ntrailer << >>\n%%EOF\n'
 PNG = b'\x89PNG\r\n\x1a\n' + b'\0' * 64
 TOKEN_RE = re.compile(r'name="csrf_token" value="([0-9a-f]+)"')
-
-
-@contextmanager
-def count_queries():
-    "Collect the SQL statements run by the database while in the block"
-    queries = []
-    if backend.name == 'sqlite':
-        # the in-memory database is one connection shared by transactions
-        with Transaction().start(DB_NAME, 0) as transaction:
-            connection = transaction.connection
-        connection.set_trace_callback(queries.append)
-        try:
-            yield queries
-        finally:
-            connection.set_trace_callback(None)
-    else:
-        logger = logging.getLogger('trytond.backend.postgresql.database')
-        handler = logging.Handler()
-        handler.emit = lambda record: queries.append(record.getMessage())
-        level = logger.level
-        logger.addHandler(handler)
-        logger.setLevel(logging.DEBUG)
-        try:
-            yield queries
-        finally:
-            logger.removeHandler(handler)
-            logger.setLevel(level)
 
 
 def csrf(response):
@@ -557,7 +528,7 @@ class PortalTestCase(RouteTestCase):
             client = self.login(email)
             for path in ['', 'requests', 'forfaits']:
                 client.get(self.url(path))  # warm the caches
-                with count_queries() as queries:
+                with count_queries(outside=True) as queries:
                     response = client.get(self.url(path))
                 self.assertEqual(response.status_code, 200)
                 counts[email, path] = len(queries)

@@ -1,50 +1,20 @@
 "SQL statements per operation do not grow with the number of records"
 import datetime as dt
-import logging
-from contextlib import contextmanager
 
 from sql.functions import CurrentTimestamp
 
-from trytond import backend
 from trytond.modules.company.tests import (
     create_company, create_employee, set_company)
 from trytond.pool import Pool
 from trytond.tests.test_tryton import with_transaction
 from trytond.transaction import Transaction
 
-from .database import DatabaseTestCase
+from .database import DatabaseTestCase, count_queries
 
 HOUR = dt.timedelta(hours=1)
 BALANCE_FIELDS = [
     'forfait_hours', 'forfait_consumed', 'forfait_remaining',
     'forfait_pending', 'forfait_available']
-
-
-@contextmanager
-def count_queries():
-    "Collect the SQL statements the current transaction executes"
-    queries = []
-    connection = Transaction().connection
-    if backend.name == 'sqlite':
-        connection.set_trace_callback(queries.append)
-        try:
-            yield queries
-        finally:
-            connection.set_trace_callback(None)
-    else:
-        logger = logging.getLogger('trytond.backend.postgresql.database')
-        handler = logging.Handler()
-        handler.emit = lambda record: queries.append(record.getMessage())
-        level, propagate = logger.level, logger.propagate
-        logger.addHandler(handler)
-        logger.setLevel(logging.DEBUG)
-        logger.propagate = False
-        try:
-            yield queries
-        finally:
-            logger.removeHandler(handler)
-            logger.setLevel(level)
-            logger.propagate = propagate
 
 
 def log_time(requests, employee, duration=HOUR + HOUR / 6):
