@@ -104,7 +104,7 @@ bench: $(VENV)/.installed system-deps
 	for size in $(BENCH_SIZES); do $(BIN)/python bench/generate.py --uri $(PG_URI) --size $$size || exit 1; done
 	$(BIN)/python bench/balances.py --uri $(PG_URI) --sizes $(BENCH_SIZES) --memory $(lastword $(BENCH_SIZES))
 	$(BIN)/python bench/posting.py --uri $(PG_URI)
-	$(BIN)/python bench/portal.py --uri $(PG_URI)
+	$(BIN)/python bench/portal.py --uri $(PG_URI) --size $(lastword $(BENCH_SIZES))
 
 # The portal's pages at desktop and phone width, into the documentation.
 screenshots: $(VENV)/.installed system-deps

@@ -22,9 +22,11 @@ import statistics
 import subprocess
 import sys
 import time
+from zoneinfo import ZoneInfo
 
 import generate
-from common import machine, use_postgresql, write_section
+from common import machine, summary, use_postgresql, write_section
+from psycopg import IsolationLevel
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DESIGN = os.path.join(
@@ -77,11 +79,12 @@ WHERE p.id = ANY(%(ids)s)
 """
 
 
-def timed(func, runs):
-    "Return the median duration of func over runs, after one warm-up"
+def timed(func, runs, seconds=2):
+    """Return the median duration of func over runs (more while under
+    seconds: short reads are noisy), after one warm-up"""
     result = func()
     durations = []
-    for _ in range(runs):
+    while len(durations) < runs or sum(durations) < seconds:
         start = time.perf_counter()
         func()
         durations.append(time.perf_counter() - start)
@@ -102,6 +105,11 @@ class Database:
         assert method == 'up', method
         self.unit = int(unit) * 60
         self.minimum = minimum or dt.timedelta()
+        with generate.connect(name) as connection:
+            timezone, = connection.execute(
+                'SELECT timezone FROM company_company WHERE id = %s',
+                (self.company,)).fetchone()
+        self.timezone = ZoneInfo(timezone) if timezone else None
         Pool(name).init()
         with self.transaction():
             self.ids = [p.id for p in Pool().get('party.party').search(
@@ -121,11 +129,16 @@ class Database:
                 for r in Party.read(ids or self.ids, FIELDS)}
 
     def sql(self, connection):
-        today = dt.date.today()
-        rows = connection.execute(SQL, {
-                'company': self.company, 'today': today,
-                'unit': self.unit, 'minimum': self.minimum,
-                'ids': self.ids}).fetchall()
+        """The balances in a transaction of their own, as each RPC call has,
+        planned each time as trytond's statements are: psycopg forgets the
+        statements it prepared at each ROLLBACK, and trytond ends every
+        read-only call with one"""
+        today = dt.datetime.now(self.timezone).date()
+        with connection.transaction():
+            rows = connection.execute(SQL, {
+                    'company': self.company, 'today': today,
+                    'unit': self.unit, 'minimum': self.minimum,
+                    'ids': self.ids}, prepare=False).fetchall()
         return {r[0]: tuple(r[1:]) for r in rows}
 
     def statements(self, func):
@@ -216,20 +229,9 @@ def busiest_party(connection):
         "GROUP BY r.party ORDER BY count(*) DESC LIMIT 1").fetchone()[0]
 
 
-def ensure(size):
-    name = 'bench_%s' % size
-    if name not in generate.databases():
-        clients, lines = generate.SIZES[size]
-        seconds = generate.generate(name, clients, lines)
-        generate.record(size, clients, generate.counts(name), seconds)
-        print("%s built in %s" % (name, dt.timedelta(seconds=round(seconds))),
-            flush=True)
-    return name
-
-
 def memory(size):
     "Print the RSS before and after reading all balances of size (kB)"
-    database = Database(ensure(size))
+    database = Database(generate.ensure(size))
     database.orm(database.ids[:1])
     loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     # reset the peak (VmHWM) to the current RSS, Linux only
@@ -256,42 +258,37 @@ def main():
     parser.add_argument('--memory', choices=generate.SIZES)
     parser.add_argument('--rss-only', action='store_true',
         help=argparse.SUPPRESS)
-    parser.add_argument('--orm-only', choices=generate.SIZES,
-        help=argparse.SUPPRESS)
     parser.add_argument('--uri', default=generate.DEFAULT_URI)
     args = parser.parse_args()
     os.environ.setdefault('BENCH_TEMPLATE', generate.template_name())
     use_postgresql(args.uri, os.environ['BENCH_TEMPLATE'])
     if args.rss_only:
         return memory(args.memory)
-    if args.orm_only:
-        print(timed(Database('bench_%s' % args.orm_only).orm, args.runs)[0])
-        return
 
-    balance_rows, count_rows = [], []
+    balance_rows, count_rows, figures = [], [], []
     for size in args.sizes:
-        name = ensure(size)
+        name = generate.ensure(size)
         database = Database(name)
         lines = generate.counts(name)['timesheet_line']
-        with generate.connect(name) as connection:
+        with generate.connect(name, autocommit=True) as connection:
+            # the transactions of trytond's read-only calls
+            connection.isolation_level = IsolationLevel.REPEATABLE_READ
+            connection.read_only = True
             sql, sql_values = timed(
                 lambda: database.sql(connection), args.runs)
             orm, orm_values = timed(database.orm, args.runs)
-            # trytond's debug assertions, stripped by python -O, check every
-            # id of a slice for each record it browses
-            optimized = float(subprocess.run([
-                        sys.executable, '-O', __file__, '--orm-only', size,
-                        '--runs', str(args.runs), '--uri', args.uri],
-                    check=True, capture_output=True, text=True
-                    ).stdout.split()[-1])
+            one, _ = timed(lambda: database.orm(database.ids[:1]), args.runs)
             assert orm_values == sql_values, [
                 (k, orm_values[k], sql_values.get(k)) for k in orm_values
                 if orm_values[k] != sql_values.get(k)][:5]
         balance_rows.append(
-            '| %s | %s | %s | %.3f | %.3f | %.2f | %.3f | %.2f | %.2f |' % (
+            '| %s | %s | %s | %.4f | %.4f | %.2f | %.4f | %.2f |' % (
                 size, f"{len(database.ids):,}", f"{lines:,}", orm, sql,
-                orm / sql, optimized, optimized / sql,
-                orm / lines * 1e6))
+                orm / sql, one, orm / lines * 1e6))
+        figures.append((
+                "balances of all %s parties (%s)" % (
+                    f"{len(database.ids):,}", size),
+                "%.4f s ORM" % orm, "%.4f s SQL" % sql, "%.2f" % (orm / sql)))
         reads = [database.read_count(n) for n in [1, 100, 10_000]]
         count_rows.append('| %s | %s | %s |' % (
                 size, ' | '.join('%s (%s)' % (c, f"{n:,}") for n, c in reads),
@@ -309,17 +306,15 @@ def main():
     assert not scans, scans
     write_plans(largest, plans)
 
-    runs = " Median of %s runs after a warm-up." % args.runs
+    runs = (" Median of %s runs or more (2 s at least) after a warm-up."
+        % args.runs)
     write_section('balances', '\n'.join([
                 machine() + runs, "",
                 "| size | parties | timesheet lines | ORM (s) | SQL (s) "
-                "| ratio | ORM, python -O (s) | ratio -O | ORM µs per line |",
-                "|---|---|---|---|---|---|---|---|---|",
-                *balance_rows, "",
-                "*python -O* runs the same read in a process without "
-                "Python's assertions: trytond's browse checks, for each "
-                "record, every id of its 2,000-record slice, which is most "
-                "of the ORM's time at large sizes."]))
+                "| ratio | ORM, one party (s) | ORM µs per line |",
+                "|---|---|---|---|---|---|---|---|",
+                *balance_rows]))
+    summary('balances', figures)
     write_section('query_counts', '\n'.join([
                 machine(), "",
                 "| size | read 1 party | read 100 | read 10,000 "
@@ -328,8 +323,8 @@ def main():
                 *count_rows, "",
                 "Parties actually read in brackets (a size may have fewer). "
                 "The ORM computes function fields 2,000 records at a time "
-                "(trytond's record cache size), so the three balance "
-                "queries are sent once per 2,000 parties.",
+                "(trytond's record cache size), so the balance query is "
+                "sent once per 2,000 parties.",
                 "A posting that makes a credit cross an alert threshold "
                 "(marked *alert*) also stores the alert and its e-mail.",
                 "Plans of one client's balance on %s: no sequential scan of "
@@ -337,7 +332,7 @@ def main():
                     largest, ' or '.join(LEDGER_TABLES))]))
 
     if args.memory:
-        ensure(args.memory)
+        generate.ensure(args.memory)
         output = subprocess.run(
             [sys.executable, __file__, '--memory', args.memory, '--rss-only',
                 '--uri', args.uri],
@@ -347,6 +342,11 @@ def main():
             args.memory, f"{count:,}", loaded / 1024, before / 1024,
             after / 1024, (after - before) / 1024)
         print(row)
+        summary('memory', [(
+                    "peak RSS reading all balances (%s)" % args.memory,
+                    "%.0f MB" % (after / 1024),
+                    "%.0f MB before the read" % (before / 1024),
+                    "+%.0f MB" % ((after - before) / 1024))])
         write_section('memory', '\n'.join([
                     machine(), "",
                     "| size | parties | peak after loading the pool (MB) "
@@ -372,8 +372,8 @@ def write_plans(size, plans):
         table = re.search(r'FROM "?(\w+)"?', query).group(1)
         lines.append('    -- %s' % table)
         for line in plan.splitlines():
-            if re.search(
-                    r'Scan|Join|Nested Loop|Aggregate|Execution Time', line):
+            if re.search(r'Scan|Join|Nested Loop|Aggregate|Append|Gather'
+                    r'|Execution Time', line):
                 line = re.sub(r' \(cost=[^)]*\)', '', line)
                 lines.append('    ' + line.rstrip())
         lines.append('')

@@ -32,6 +32,7 @@ import os
 import random
 import sys
 import time
+from zoneinfo import ZoneInfo
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MODULE = os.path.join(HERE, '..', 'webservice_forfait')
@@ -46,6 +47,7 @@ SIZES = {
     'huge': (20_000, 2_000_000),
     }
 DEFAULT_URI = 'postgresql://postgres@127.0.0.1:5432/'
+TIMEZONE = 'America/Martinique'
 ADMIN = 1
 ZERO = dt.timedelta()
 MINUTE = dt.timedelta(minutes=1)
@@ -68,6 +70,11 @@ WORDS = [
     "page d'accueil", "menu du jour", "tarifs", "horaires", "photos",
     "bandeau", "formulaire de contact", "mentions légales", "galerie",
     "actualités", "plan d'accès", "carte des vins", "promotions"]
+
+
+def company_today():
+    "Today where the agency works"
+    return dt.datetime.now(ZoneInfo(TIMEZONE)).date()
 
 
 def schema_key():
@@ -152,6 +159,8 @@ def build_template(name):
         User = pool.get('res.user')
         company = create_company(
             "Webservice Caraïbes", currency=create_currency('EUR'))
+        company.timezone = TIMEZONE
+        company.save()
         employees = [create_employee(company, n) for n in EMPLOYEES]
         admin = User(ADMIN)
         User.write([admin], {
@@ -453,6 +462,21 @@ def rounder(ctx):
 
 def load_bulk(name, clients, lines, seed, today, chunk=500):
     "Write the plan of clients into database name with COPY"
+    load_plans(name, [
+            [(i, clients, lines) for i in range(
+                    first, min(first + chunk, clients))]
+            for first in range(0, clients, chunk)], seed, today)
+
+
+def add_client(name, index, lines, seed, today=None):
+    """Add to database name client index alone with lines timesheet lines
+    (a client with a long history)"""
+    load_plans(name, [[(index, 1, lines)]], seed, today or company_today())
+
+
+def load_plans(name, batches, seed, today):
+    """Write with COPY the clients of batches, lists of (index, clients,
+    lines) for plan_party"""
     ctx = context(name)
     round_ = rounder(ctx)
     company, employees = ctx['company'], ctx['employees']
@@ -461,11 +485,12 @@ def load_bulk(name, clients, lines, seed, today, chunk=500):
     with connect(name) as conn:
         cursor = conn.cursor()
         ids = Ids(cursor)
-        codes = sequence_block(cursor, ctx['party_sequence'], clients)
-        for first in range(0, clients, chunk):
+        codes = sequence_block(
+            cursor, ctx['party_sequence'], sum(map(len, batches)))
+        for batch in batches:
             plans = [
-                plan_party(i, clients, lines, seed, today)
-                for i in range(first, min(first + chunk, clients))]
+                plan_party(index, clients, lines, seed, today)
+                for index, clients, lines in batch]
             parties, addresses, mechanisms = [], [], []
             credit_rows, request_rows, work_rows, line_rows = [], [], [], []
             consumption_rows = []
@@ -494,7 +519,8 @@ def load_bulk(name, clients, lines, seed, today, chunk=500):
                     len(r[2]) for r in results))
             for plan, credits, consumptions, billed in results:
                 party = next(party_ids)
-                code = str(codes + plan['index'])
+                code = str(codes)
+                codes += 1
                 parties.append((
                         party, True, code, code, int(code), plan['name'])
                     + stamp + stamp)
@@ -816,7 +842,7 @@ def generate(database_name, clients, lines, seed=1, today=None, orm=False):
     """Create database_name from the template and fill it with clients and
     about lines timesheet lines; return the seconds it took (the template
     aside)"""
-    today = today or dt.date.today()
+    today = today or company_today()
     template = ensure_template()
     start = time.perf_counter()
     copy_database(template, database_name)
@@ -826,6 +852,18 @@ def generate(database_name, clients, lines, seed=1, today=None, orm=False):
         load_bulk(database_name, clients, lines, seed, today)
     close_pool(database_name)
     return time.perf_counter() - start
+
+
+def ensure(size):
+    "Return the name of the database of size, built if missing"
+    name = 'bench_%s' % size
+    if name not in databases():
+        clients, lines = SIZES[size]
+        seconds = generate(name, clients, lines)
+        record(size, clients, counts(name), seconds)
+        print("%s built in %s" % (name, dt.timedelta(seconds=round(seconds))),
+            flush=True)
+    return name
 
 
 def counts(name):

@@ -11,7 +11,7 @@ import sys
 import time
 from email.message import EmailMessage
 
-from common import activate, machine, use_postgresql, write_section
+from common import activate, machine, summary, use_postgresql, write_section
 
 
 def messages(count, senders, prefix):
@@ -113,12 +113,16 @@ def main():
     smtp.stop()
     drop_db()
 
-    rows = []
+    rows, figures = [], []
     for channel in ['inbox', 'poller']:
         base = args.messages / results[channel, 'baseline']
         ours = args.messages / results[channel, 'forfait']
         rows.append('| %s | %d | %.1f | %.1f | %.2f |' % (
                 channel, args.messages, base, ours, base / ours))
+        figures.append((
+                "%s messages through the %s" % (args.messages, channel),
+                "%.1f msg/s" % ours, "%.1f msg/s stored alone" % base,
+                "%.2f" % (base / ours)))
     table = '\n'.join([
             machine(),
             "",
@@ -128,6 +132,7 @@ def main():
             *rows])
     print(table)
     write_section('inbound_email', table)
+    summary('inbound_email', figures)
 
 
 if __name__ == '__main__':

@@ -1,34 +1,38 @@
-"""Portal under load: 1,000 clients, 100,000 timesheet lines, two workers.
+"""Portal under load: clients with 10 and with 5,000 requests, two workers.
 
-The dashboard and the request list of the client with the longest history
-are loaded by wrk on loopback against two trytond workers under gunicorn,
-beside the route that only checks the session (the baseline). The SQL
-statements of each page are counted for the clients with the shortest and
-the longest history, and the peak RSS of the workers is read after the load.
+On a copy of a data set of generate.py (large by default) with one more
+client whose history holds over 5,000 requests, the dashboard and the
+request list of that client and of a client with 10 requests are loaded by
+wrk on loopback against two trytond workers under gunicorn, beside the route
+that only checks the session (the baseline).  The SQL statements of each
+page are counted for both clients, and the peak RSS of the workers is read
+after the load.
 
-Usage: python bench/portal.py [--uri postgresql://...] [--seconds 10]
-    [--clients 1000 --lines 100000]
+Usage: python bench/portal.py [--size large] [--seconds 10]
+    [--uri postgresql://...]
 """
 import argparse
-import logging
+import datetime as dt
 import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from common import machine, use_postgresql, write_section  # noqa: E402
+from common import (  # noqa: E402
+    free_port, machine, peak_rss, start_workers, summary, use_postgresql,
+    workers_of, write_section)
 
 NAME = 'bench_portal'
-CLIENTS, LINES = 1_000, 100_000
+# one client with a long history: about 3.5 lines a request
+HEAVY_INDEX, HEAVY_LINES, HEAVY_REQUESTS = 99_999, 18_000, 5_000
+TYPICAL_REQUESTS = 10
 PASSWORD = 'Bench-Portal-2026'
 PAGES = [('session', 'session'), ('dashboard', ''), ('requests', 'requests')]
 WRK_SCRIPT = '''
@@ -41,39 +45,22 @@ end
 '''
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-
-@contextmanager
-def count_queries():
-    queries = []
-    logger = logging.getLogger('trytond.backend.postgresql.database')
-    handler = logging.Handler()
-    handler.emit = lambda record: queries.append(record.getMessage())
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
-    try:
-        yield queries
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(logging.WARNING)
-
-
 def clients_by_history():
-    "The parties with the fewest and the most requests"
+    """The party whose request count is nearest TYPICAL_REQUESTS and the one
+    with the most, with their counts"""
     from trytond.pool import Pool
     from trytond.transaction import Transaction
     with Transaction().start(NAME, 0) as transaction:
         cursor = transaction.connection.cursor()
         cursor.execute(
             'SELECT party, count(*) FROM forfait_request '
-            'WHERE party IS NOT NULL GROUP BY party ORDER BY 2, 1')
+            'WHERE party IS NOT NULL GROUP BY party ORDER BY party')
         rows = cursor.fetchall()
         Pool()  # keep the pool loaded
-    return rows[0], rows[-1]
+    typical = min(rows, key=lambda r: abs(r[1] - TYPICAL_REQUESTS))
+    heavy = max(rows, key=lambda r: r[1])
+    assert heavy[1] >= HEAVY_REQUESTS, heavy
+    return typical, heavy
 
 
 def create_accounts(party_ids):
@@ -116,6 +103,7 @@ def query_counts(emails):
     from werkzeug.wrappers import Response
 
     from trytond.wsgi import app
+    from webservice_forfait.tests.database import count_queries
     counts, sessions = {}, {}
     for email in emails:
         client = Client(app, Response)
@@ -128,41 +116,6 @@ def query_counts(emails):
             assert response.status_code == 200, (url, response.status_code)
             counts[email, page] = len(queries)
     return counts, sessions
-
-
-def start_workers(uri, port, folder):
-    conf = os.path.join(folder, 'trytond.conf')
-    with open(conf, 'w') as f:
-        f.write('[database]\nuri = %s\n[web]\nlisten = 127.0.0.1:%s\n'
-            % (uri, port))
-    env = dict(os.environ, TRYTOND_CONFIG=conf,
-        TRYTOND_DATABASE_NAMES=NAME, TRYTOND_LOGGING_LEVEL='30')
-    gunicorn = os.path.join(os.path.dirname(sys.executable), 'gunicorn')
-    server = subprocess.Popen([
-            gunicorn, '--workers', '2', '--bind', '127.0.0.1:%s' % port,
-            '--log-level', 'warning', 'trytond.application:app'],
-        env=env)
-    for _ in range(300):
-        try:
-            socket.create_connection(('127.0.0.1', port), 1).close()
-            break
-        except OSError:
-            time.sleep(0.2)
-    return server
-
-
-def workers_of(server):
-    out = subprocess.run(['pgrep', '-P', str(server.pid)],
-        capture_output=True, text=True).stdout.split()
-    return [int(p) for p in out]
-
-
-def peak_rss(pid):
-    "VmHWM of a process in MB"
-    with open('/proc/%s/status' % pid) as f:
-        for line in f:
-            if line.startswith('VmHWM:'):
-                return int(line.split()[1]) / 1024
 
 
 def wrk(url, session, seconds, folder):
@@ -186,31 +139,37 @@ def main():
     parser.add_argument(
         '--uri', default='postgresql://postgres@127.0.0.1:5432/')
     parser.add_argument('--seconds', type=int, default=10)
-    parser.add_argument('--clients', type=int, default=CLIENTS)
-    parser.add_argument('--lines', type=int, default=LINES)
+    parser.add_argument('--size', default='large')
     args = parser.parse_args()
     if not shutil.which('wrk'):
         sys.exit("wrk is missing (apt-get install wrk)")
-    use_postgresql(args.uri, NAME)
     import generate
-    print("Building %s clients, %s lines..." % (args.clients, args.lines),
-        flush=True)
-    build = generate.generate(NAME, args.clients, args.lines, seed=7)
-    (small, small_count), (big, big_count) = clients_by_history()
-    emails = create_accounts([small, big])
+    os.environ.setdefault('BENCH_TEMPLATE', generate.template_name())
+    use_postgresql(args.uri, os.environ['BENCH_TEMPLATE'])
+    source = generate.ensure(args.size)
+    start = time.perf_counter()
+    generate.copy_database(source, NAME)
+    generate.add_client(NAME, HEAVY_INDEX, HEAVY_LINES, seed=7)
+    build = time.perf_counter() - start
+    (typical, typical_count), (heavy, heavy_count) = clients_by_history()
+    emails = create_accounts([typical, heavy])
     counts, sessions = query_counts(emails)
 
     folder = tempfile.mkdtemp()
     port = free_port()
-    server = start_workers(args.uri, port, folder)
+    server = start_workers(args.uri, NAME, port, folder)
+    loads = [(page, path, email, count)
+        for page, path in PAGES
+        for email, count in zip(emails, [typical_count, heavy_count])
+        if page != 'session' or email == emails[0]]
     try:
         results = {}
-        for page, path in PAGES:
+        for page, path, email, count in loads:
             url = 'http://127.0.0.1:%s/%s/portal/%s' % (port, NAME, path)
-            wrk(url, sessions[emails[1]], 2, folder)  # warm both workers
-            results[page] = wrk(
-                url, sessions[emails[1]], args.seconds, folder)
-            print(page, results[page], flush=True)
+            wrk(url, sessions[email], 2, folder)  # warm both workers
+            results[page, count] = wrk(
+                url, sessions[email], args.seconds, folder)
+            print(page, count, results[page, count], flush=True)
         rss = max(peak_rss(p) for p in workers_of(server))
     finally:
         server.send_signal(signal.SIGTERM)
@@ -218,29 +177,43 @@ def main():
         shutil.rmtree(folder)
         generate.drop_database(NAME)
 
-    base_rate, base_p95, _ = results['session']
+    base_rate = results['session', typical_count][0]
+    clients, lines = generate.SIZES[args.size]
     lines = [
         machine(),
         "",
-        "Data: %s clients, %s timesheet lines (built in %.0f s); "
-        "two trytond workers under gunicorn; `wrk -t2 -c8 -d%ss` on "
-        "loopback as the client with the longest history (%s requests)."
-        % (args.clients, args.lines, build, args.seconds, big_count),
+        "Data: the *%s* data set (%s clients, %s timesheet lines) and one "
+        "more client with %s requests (copied and added in %s); two trytond "
+        "workers under gunicorn; `wrk -t2 -c8 -d%ss` on loopback."
+        % (args.size, f"{clients:,}", f"{lines:,}", f"{heavy_count:,}",
+            dt.timedelta(seconds=round(build)), args.seconds),
         "",
-        "| page | requests/s | p95 (ms) | errors | ratio to session check "
-        "(time per request) |",
-        "|---|---|---|---|---|",
+        "| page | client's requests | requests/s | p95 (ms) | errors "
+        "| ratio to session check (time per request) |",
+        "|---|---|---|---|---|---|",
         ]
-    for page, _ in PAGES:
-        rate, p95, errors = results[page]
-        lines.append("| %s | %.0f | %.1f | %s | %.2f |" % (
-                page, rate, p95, errors, base_rate / rate))
+    figures = []
+    for page, _, _, count in loads:
+        rate, p95, errors = results[page, count]
+        lines.append("| %s | %s | %.0f | %.1f | %s | %.2f |" % (
+                page, f"{count:,}" if page != 'session' else '',
+                rate, p95, errors, base_rate / rate))
+        if page != 'session':
+            figures.append((
+                    "%s of a client with %s requests (%s)" % (
+                        page, f"{count:,}", args.size),
+                    "%.0f req/s, p95 %.0f ms" % (rate, p95),
+                    "%.0f req/s session check" % base_rate,
+                    "%.2f" % (base_rate / rate)))
+    figures.append((
+            "peak RSS of a portal worker (%s)" % args.size, "%.0f MB" % rss,
+            "", ""))
     lines += [
         "",
-        "SQL statements per page (same count whatever the history):",
+        "SQL statements per page:",
         "",
         "| page | client with %s requests | client with %s requests |"
-        % (small_count, big_count),
+        % (typical_count, f"{heavy_count:,}"),
         "|---|---|---|",
         ]
     for page, _ in PAGES:
@@ -250,6 +223,7 @@ def main():
     text = '\n'.join(lines)
     print(text)
     write_section('portal', text)
+    summary('portal', figures)
 
 
 if __name__ == '__main__':

@@ -15,21 +15,30 @@ Usage: python bench/posting.py [--requests N] [--workers 1 2 4]
     [--uri postgresql://...]
 """
 import argparse
+import base64
 import datetime as dt
+import json
 import multiprocessing
 import os
 import random
+import shutil
+import signal
 import sys
+import tempfile
+import threading
 import time
+import urllib.request
 
 import generate
-from common import machine, use_postgresql, write_section
+from common import (
+    free_port, machine, start_workers, summary, use_postgresql, write_section)
 
 HOUR = dt.timedelta(hours=1)
 CLIENTS = 3
 CREDIT = 40 * HOUR
 LINES = [dt.timedelta(minutes=20), dt.timedelta(minutes=15)]
 ADMIN = generate.ADMIN
+PASSWORD = 'Bench-Posting-2026'
 
 
 def set_up(name, count):
@@ -113,8 +122,9 @@ def worker(uri, name, context, request_ids, start, results):
     results.put((restarts, lock_waits, deadlocks, errors))
 
 
-def check(name, request_ids):
-    "Assert the ledger rules after a run; return the overdraft"
+def check(name, context, request_ids):
+    """Assert the ledger rules and the clients' balances after a run;
+    return the overdraft"""
     with generate.connect(name) as connection:
         over = connection.execute(
             "SELECT c.id, c.hours, SUM(k.duration) FROM forfait_credit c "
@@ -152,7 +162,20 @@ def check(name, request_ids):
         # no lost update: the credits gave all they hold, no more
         assert covered == min(billed, credited), (covered, billed, credited)
         assert covered + overdraft == billed
-        return overdraft
+        expected = dict(connection.execute(
+            "SELECT party, SUM(billed) FROM forfait_request "
+            "WHERE id = ANY(%s) GROUP BY party", (request_ids,)).fetchall())
+    # the balances the staff and the portal read, through the ORM
+    from trytond.pool import Pool
+    from trytond.transaction import Transaction
+    with Transaction().start(name, ADMIN, context=context):
+        Party = Pool().get('party.party')
+        for party in Party.browse(list(expected)):
+            assert party.forfait_remaining == CREDIT - expected[party.id], (
+                party.forfait_remaining, expected[party.id])
+            assert not party.forfait_pending, party.forfait_pending
+    generate.close_pool(name)
+    return overdraft
 
 
 def run(uri, name, workers, count):
@@ -180,8 +203,90 @@ def run(uri, name, workers, count):
     errors = [e for o in outcomes for e in o[3]]
     assert not errors, errors[:5]
     assert not deadlocks, deadlocks
-    overdraft = check(name, request_ids)
+    overdraft = check(name, context, request_ids)
     return count / seconds, restarts, lock_waits, overdraft
+
+
+class RPC:
+    "A JSON-RPC client of the database name at url, signed in as admin"
+
+    def __init__(self, url, name):
+        self.url = '%s/%s/rpc/' % (url, name)
+        self.auth = None
+        user_id, session = self.call(
+            'common.db.login', 'admin', {'password': PASSWORD}, 'en')[:2]
+        self.auth = 'Session ' + base64.b64encode(
+            ('admin:%s:%s' % (user_id, session)).encode()).decode()
+
+    def call(self, method, *params):
+        headers = {'Content-Type': 'application/json'}
+        if self.auth:
+            headers['Authorization'] = self.auth
+        request = urllib.request.Request(self.url, json.dumps({
+                    'id': 1, 'method': method, 'params': params}).encode(),
+            headers)
+        with urllib.request.urlopen(request, timeout=60) as response:
+            answer = json.loads(response.read())
+        if answer.get('error'):
+            raise RuntimeError(answer['error'])
+        return answer['result']
+
+
+def run_http(uri, name, workers, clients, count):
+    """Return requests per second and the calls the clients had to repeat,
+    marking requests done through JSON-RPC calls of clients threads to
+    workers trytond processes under gunicorn"""
+    from trytond.pool import Pool
+    from trytond.transaction import Transaction
+    context, request_ids = set_up(name, count)
+    with Transaction().start(name, 0) as transaction:
+        User = Pool().get('res.user')
+        User.write([User(ADMIN)], {'password': PASSWORD})
+        transaction.commit()
+    generate.close_pool(name)
+    folder, port = tempfile.mkdtemp(), free_port()
+    server = start_workers(uri, name, port, folder, workers)
+    repeated, errors = [], []
+
+    def client(ids):
+        rpc = RPC('http://127.0.0.1:%s' % port, name)
+        for request_id in ids:
+            for attempt in range(20):
+                try:
+                    rpc.call(
+                        'model.forfait.request.done', [request_id], context)
+                    break
+                except RuntimeError as error:
+                    # the RPC layer's retries ran out: a user clicks again
+                    repeated.append(repr(error))
+                    time.sleep(random.uniform(0.05, 0.2))
+                except Exception as error:
+                    errors.append((request_id, repr(error)))
+                    break
+            else:
+                errors.append((request_id, "gave up"))
+    try:
+        warm = [threading.Thread(target=RPC, args=(
+                    'http://127.0.0.1:%s' % port, name))
+            for _ in range(2 * workers)]  # every worker loads its pool
+        for thread in warm:
+            thread.start()
+        for thread in warm:
+            thread.join()
+        threads = [threading.Thread(target=client, args=(
+                    request_ids[i::clients],)) for i in range(clients)]
+        begin = time.perf_counter()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        seconds = time.perf_counter() - begin
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(30)
+        shutil.rmtree(folder)
+    assert not errors, (errors, repeated[:3])
+    return count / seconds, len(repeated), check(name, context, request_ids)
 
 
 def format_duration(duration):
@@ -207,12 +312,9 @@ def main():
     config.set('email', 'uri', smtp.uri)
     config.set('queue', 'worker', 'True')
 
-    source = 'bench_%s' % args.source
-    if source not in generate.databases():
-        clients, lines = generate.SIZES[args.source]
-        generate.generate(source, clients, lines)
+    source = generate.ensure(args.source)
     name = 'bench_posting'
-    rows, base = [], None
+    rows, base, figures = [], None, []
     for workers in args.workers:
         generate.copy_database(source, name)
         rate, restarts, lock_waits, overdraft = run(
@@ -221,9 +323,30 @@ def main():
         rows.append('| %s | %s | %.1f | %.2f | %s | %s | %s |' % (
                 workers, args.requests, rate, rate / base, restarts,
                 lock_waits, format_duration(overdraft)))
+        figures.append((
+                "requests marked done by %s worker process%s" % (
+                    workers, 'es' if workers > 1 else ''),
+                "%.1f req/s" % rate, "%.1f req/s 1 worker" % base,
+                "%.2f" % (rate / base)))
         print(rows[-1], flush=True)
         generate.drop_database(name)
+    http_rows = []
+    for workers, clients in [(2, 4)]:
+        generate.copy_database(source, name)
+        rate, repeated, overdraft = run_http(
+            args.uri, name, workers, clients, args.requests)
+        http_rows.append('| %s | %s | %s | %.1f | %.2f | %s | %s |' % (
+                workers, clients, args.requests, rate, rate / base,
+                repeated, format_duration(overdraft)))
+        figures.append((
+                "requests marked done over JSON-RPC, %s gunicorn workers, "
+                "%s clients" % (workers, clients),
+                "%.1f req/s" % rate, "%.1f req/s 1 worker" % base,
+                "%.2f" % (rate / base)))
+        print(http_rows[-1], flush=True)
+        generate.drop_database(name)
     smtp.stop()
+    summary('posting', figures)
     write_section('posting', '\n'.join([
                 machine() + " %s clients, one %s credit each, %s requests "
                 "billed 0:45 each on the *%s* data set." % (
@@ -240,7 +363,21 @@ def main():
                 "attempts "
                 "that found a credit locked by another worker. "
                 "Deadlocks, errors, over-consumption and lost updates: "
-                "none (asserted)."]))
+                "none (asserted).",
+                "",
+                "The same postings sent as JSON-RPC calls "
+                "(`model.forfait.request.done`) by client threads to "
+                "trytond workers under gunicorn behind one address, the "
+                "retries being those of Tryton's RPC layer "
+                "(`[database] retry`, 5); a call whose retries all found "
+                "the credits locked returns an error and the client sends "
+                "it again, as a user would (*repeated*). The ledger is "
+                "checked as above after the load.",
+                "",
+                "| gunicorn workers | clients | requests | requests/s "
+                "| ratio to 1 worker | repeated | overdraft |",
+                "|---|---|---|---|---|---|---|",
+                *http_rows]))
 
 
 if __name__ == '__main__':

@@ -12,7 +12,7 @@ import statistics
 import sys
 import time
 
-from common import activate, machine, use_postgresql, write_section
+from common import activate, machine, summary, use_postgresql, write_section
 
 
 def timed(func, runs):
@@ -43,7 +43,7 @@ def main():
     from trytond.transaction import Transaction
 
     db_name = activate()
-    rows = []
+    rows, figures = [], []
     with Transaction().start(db_name, 0) as transaction:
         pool = Pool()
         Party = pool.get('party.party')
@@ -88,6 +88,10 @@ def main():
                     args.runs)
                 rows.append('| %s | %.3f | %.3f | %.2f |' % (
                         count, tryton, alone, tryton / alone))
+                figures.append((
+                        "update report PDF, %s work lines" % count,
+                        "%.3f s" % tryton, "%.3f s WeasyPrint alone" % alone,
+                        "%.2f" % (tryton / alone)))
         transaction.rollback()
     drop_db()
     table = '\n'.join([
@@ -99,6 +103,7 @@ def main():
             *rows])
     print(table)
     write_section('report', table)
+    summary('report', figures)
 
 
 if __name__ == '__main__':

@@ -1,6 +1,7 @@
 import datetime
 
 from trytond import config
+from trytond.cache import Cache
 from trytond.i18n import gettext
 from trytond.model import ModelSingleton, ModelSQL, ModelView, fields
 from trytond.pool import Pool
@@ -13,6 +14,7 @@ from .ledger import round_duration
 class Configuration(ModelSingleton, ModelSQL, ModelView):
     __name__ = 'forfait.configuration'
     __string__ = "Forfait Configuration"
+    _rounding_cache = Cache('forfait.configuration.rounding', context=False)
 
     request_sequence = fields.Many2One(
         'ir.sequence', "Request Sequence", required=True,
@@ -206,6 +208,34 @@ class Configuration(ModelSingleton, ModelSQL, ModelView):
     @classmethod
     def default_overage_policy(cls):
         return 'carry'
+
+    @classmethod
+    def get_rounding(cls):
+        "Return (unit, method, minimum), cached between transactions"
+        rounding = cls._rounding_cache.get(None)
+        if rounding is None:
+            config = cls(1)
+            rounding = (
+                config.rounding_unit, config.rounding_method,
+                config.rounding_minimum)
+            cls._rounding_cache.set(None, rounding)
+        return rounding
+
+    @classmethod
+    def create(cls, vlist):
+        records = super().create(vlist)
+        cls._rounding_cache.clear()
+        return records
+
+    @classmethod
+    def write(cls, *args):
+        super().write(*args)
+        cls._rounding_cache.clear()
+
+    @classmethod
+    def delete(cls, records):
+        super().delete(records)
+        cls._rounding_cache.clear()
 
     def round(self, spent):
         "Return the time billed for spent billable time"

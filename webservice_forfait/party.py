@@ -1,6 +1,7 @@
+import copy
 from collections import defaultdict
 
-from sql import Null
+from sql import Literal, Null, Union
 from sql.aggregate import Sum
 
 from trytond.model import fields
@@ -14,6 +15,29 @@ from .ledger import ZERO, round_duration
 BALANCE_FIELDS = [
     'forfait_hours', 'forfait_consumed', 'forfait_remaining',
     'forfait_pending', 'forfait_available']
+HOURS, CONSUMED, PENDING = range(3)
+
+
+class Balance(fields.Function):
+    """A balance of the party, computed from the ids alone
+
+    Function.get browses each slice of 2,000 records before calling the
+    getter, and trytond's browse checks every id of the slice for each
+    record: quadratic, most of the time of listing thousands of parties."""
+
+    def __init__(self, field):
+        super().__init__(field, 'get_forfait_balance')
+
+    def __copy__(self):
+        return Balance(copy.copy(self._field))
+
+    def __deepcopy__(self, memo):
+        return Balance(copy.deepcopy(self._field, memo))
+
+    def get(self, ids, Model, name, values=None):
+        names = [name] if isinstance(name, str) else name
+        result = Model.forfait_balances(ids, names)
+        return result[name] if isinstance(name, str) else result
 
 
 class Party(metaclass=PoolMeta):
@@ -21,39 +45,38 @@ class Party(metaclass=PoolMeta):
 
     forfait_credits = fields.One2Many(
         'forfait.credit', 'party', "Forfait Credits", readonly=True)
-    forfait_hours = fields.Function(fields.TimeDelta(
+    forfait_hours = Balance(fields.TimeDelta(
             "Credited Hours", 'forfait_hours',
-            help="The hours of the credits valid today."),
-        'get_forfait_balance')
-    forfait_consumed = fields.Function(fields.TimeDelta(
+            help="The hours of the credits valid today."))
+    forfait_consumed = Balance(fields.TimeDelta(
             "Consumed Hours", 'forfait_hours',
             help="The time consumed from the credits valid today "
-            "and the overdraft not yet carried."),
-        'get_forfait_balance')
-    forfait_remaining = fields.Function(fields.TimeDelta(
+            "and the overdraft not yet carried."))
+    forfait_remaining = Balance(fields.TimeDelta(
             "Remaining Hours", 'forfait_hours',
             help="The credited hours less the consumed hours; "
-            "negative when in overdraft."),
-        'get_forfait_balance')
-    forfait_pending = fields.Function(fields.TimeDelta(
+            "negative when in overdraft."))
+    forfait_pending = Balance(fields.TimeDelta(
             "Pending Hours", 'forfait_hours',
-            help="The time billed so far on open requests."),
-        'get_forfait_balance')
-    forfait_available = fields.Function(fields.TimeDelta(
+            help="The time billed so far on open requests."))
+    forfait_available = Balance(fields.TimeDelta(
             "Available Hours", 'forfait_hours',
-            help="The remaining hours less the pending hours."),
-        'get_forfait_balance')
+            help="The remaining hours less the pending hours."))
 
     @classmethod
     def get_forfait_balance(cls, parties, names):
-        """Compute the balances of parties with three queries per slice
+        return cls.forfait_balances([p.id for p in parties], names)
+
+    @classmethod
+    def forfait_balances(cls, ids, names):
+        """Compute the balances of the parties with one query per slice
         whatever the size of their history"""
         pool = Pool()
         Credit = pool.get('forfait.credit')
         Consumption = pool.get('forfait.consumption')
         Request = pool.get('forfait.request')
         Line = pool.get('timesheet.line')
-        Date = pool.get('ir.date')
+        Company = pool.get('company.company')
         Config = pool.get('forfait.configuration')
         credit = Credit.__table__()
         consumption = Consumption.__table__()
@@ -62,11 +85,8 @@ class Party(metaclass=PoolMeta):
         transaction = Transaction()
         cursor = transaction.connection.cursor()
         company = transaction.context.get('company') or -1
-        today = Date.today()
-        config = Config(1)
-        rounding = (
-            config.rounding_unit, config.rounding_method,
-            config.rounding_minimum)
+        today = Company.forfait_today()
+        rounding = Config.get_rounding()
 
         hours = defaultdict(lambda: ZERO)
         consumed = defaultdict(lambda: ZERO)
@@ -76,49 +96,58 @@ class Party(metaclass=PoolMeta):
             (consumption.credit == Null) & (consumption.invoice_line == Null))
         current = ((credit.start_date <= today) & (credit.end_date >= today)
             & (credit.state != 'expired') & (credit.company == company))
-        for sub_ids in grouped_slice([p.id for p in parties], ID_SLICE):
+        for sub_ids in grouped_slice(ids, ID_SLICE):
             sub_ids = list(sub_ids)
-            cursor.execute(*credit.select(
-                    credit.party, Sum(credit.hours),
-                    where=SQL_IN(credit.party, sub_ids) & current,
-                    group_by=credit.party))
-            for party_id, duration in cursor:
-                hours[party_id] = to_timedelta(duration)
-
-            cursor.execute(*consumption.join(credit, 'LEFT',
-                    condition=consumption.credit == credit.id
-                    ).select(
-                    consumption.party, Sum(consumption.duration),
-                    where=SQL_IN(consumption.party, sub_ids)
-                    & (consumption.company == company)
-                    & (uncovered | current),
-                    group_by=consumption.party))
-            for party_id, duration in cursor:
-                consumed[party_id] = to_timedelta(duration)
-
-            cursor.execute(*request.join(line,
-                    condition=line.forfait_request == request.id
-                    ).select(
-                    request.party, request.id, Sum(line.duration),
-                    where=SQL_IN(request.party, sub_ids)
-                    & (request.company == company)
-                    & (request.state == 'open')
-                    & line.billable,
-                    group_by=[request.party, request.id]))
-            for party_id, _, duration in cursor:
-                pending[party_id] += round_duration(
-                    to_timedelta(duration), *rounding)
+            # one round trip: the hours, the consumed time and the billable
+            # time of each open request (rounded one by one below)
+            cursor.execute(*Union(
+                    credit.select(
+                        Literal(HOURS), credit.party, Literal(0),
+                        Sum(credit.hours),
+                        where=SQL_IN(credit.party, sub_ids) & current,
+                        group_by=credit.party),
+                    # a credit has the party of its consumptions: the
+                    # planner then reads only the parties' credits
+                    consumption.join(credit, 'LEFT',
+                        condition=(consumption.credit == credit.id)
+                        & SQL_IN(credit.party, sub_ids)
+                        ).select(
+                        Literal(CONSUMED), consumption.party, Literal(0),
+                        Sum(consumption.duration),
+                        where=SQL_IN(consumption.party, sub_ids)
+                        & (consumption.company == company)
+                        & (uncovered | current),
+                        group_by=consumption.party),
+                    request.join(line,
+                        condition=line.forfait_request == request.id
+                        ).select(
+                        Literal(PENDING), request.party, request.id,
+                        Sum(line.duration),
+                        where=SQL_IN(request.party, sub_ids)
+                        & (request.company == company)
+                        & (request.state == 'open')
+                        & line.billable,
+                        group_by=[request.party, request.id]),
+                    all_=True))
+            for kind, party_id, _, duration in cursor:
+                duration = to_timedelta(duration)
+                if kind == HOURS:
+                    hours[party_id] = duration
+                elif kind == CONSUMED:
+                    consumed[party_id] = duration
+                else:
+                    pending[party_id] += round_duration(duration, *rounding)
 
         result = {n: {} for n in names}
-        for party in parties:
-            remaining = hours[party.id] - consumed[party.id]
+        for id_ in ids:
+            remaining = hours[id_] - consumed[id_]
             values = {
-                'forfait_hours': hours[party.id],
-                'forfait_consumed': consumed[party.id],
+                'forfait_hours': hours[id_],
+                'forfait_consumed': consumed[id_],
                 'forfait_remaining': remaining,
-                'forfait_pending': pending[party.id],
-                'forfait_available': remaining - pending[party.id],
+                'forfait_pending': pending[id_],
+                'forfait_available': remaining - pending[id_],
                 }
             for name in names:
-                result[name][party.id] = values[name]
+                result[name][id_] = values[name]
         return result

@@ -122,7 +122,11 @@ class Request(Workflow, ModelSQL, ModelView, ChatMixin):
         super().__setup__()
         t = cls.__table__()
         cls._sql_indexes.update({
-                Index(t, (t.party, Index.Range())),
+                # a client's requests in the default order, a page at a time
+                Index(t,
+                    (t.party, Index.Equality()),
+                    (t.request_date, Index.Range(order='DESC')),
+                    (t.id, Index.Range(order='DESC'))),
                 Index(t, (t.number, Index.Similarity())),
                 Index(t,
                     (t.state, Index.Equality(cardinality='low')),
