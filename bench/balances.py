@@ -369,8 +369,8 @@ def write_plans(size, plans):
     lines = ['Measured on the *%s* data set (%s)::' % (
             size, time.strftime('%Y-%m-%d')), '']
     for query, plan in plans:
-        table = re.search(r'FROM "?(\w+)"?', query).group(1)
-        lines.append('    -- %s' % table)
+        tables = sorted(set(re.findall(r'FROM "?(\w+)"?', query)))
+        lines.append('    -- %s' % ', '.join(tables))
         for line in plan.splitlines():
             if re.search(r'Scan|Join|Nested Loop|Aggregate|Append|Gather'
                     r'|Execution Time', line):
