@@ -344,7 +344,7 @@ class Consumption(ModelSQL, ModelView):
         t = cls.__table__()
         cls._sql_indexes.update({
                 Index(t, (t.credit, Index.Range())),
-                # a party's balance reads all its consumptions
+                # a party's consumptions: statements, monthly graph
                 Index(t,
                     (t.party, Index.Range()),
                     (t.company, Index.Range())),

@@ -106,17 +106,20 @@ class Party(metaclass=PoolMeta):
                         Sum(credit.hours),
                         where=SQL_IN(credit.party, sub_ids) & current,
                         group_by=credit.party),
-                    # a credit has the party of its consumptions: the
-                    # planner then reads only the parties' credits
-                    consumption.join(credit, 'LEFT',
-                        condition=(consumption.credit == credit.id)
-                        & SQL_IN(credit.party, sub_ids)
+                    # the consumptions of the current credits, then the
+                    # overdraft: whatever the length of the history
+                    credit.join(consumption,
+                        condition=consumption.credit == credit.id
                         ).select(
+                        Literal(CONSUMED), credit.party, Literal(0),
+                        Sum(consumption.duration),
+                        where=SQL_IN(credit.party, sub_ids) & current,
+                        group_by=credit.party),
+                    consumption.select(
                         Literal(CONSUMED), consumption.party, Literal(0),
                         Sum(consumption.duration),
                         where=SQL_IN(consumption.party, sub_ids)
-                        & (consumption.company == company)
-                        & (uncovered | current),
+                        & (consumption.company == company) & uncovered,
                         group_by=consumption.party),
                     request.join(line,
                         condition=line.forfait_request == request.id
@@ -134,7 +137,7 @@ class Party(metaclass=PoolMeta):
                 if kind == HOURS:
                     hours[party_id] = duration
                 elif kind == CONSUMED:
-                    consumed[party_id] = duration
+                    consumed[party_id] += duration
                 else:
                     pending[party_id] += round_duration(duration, *rounding)
 
