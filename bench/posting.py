@@ -371,8 +371,8 @@ def main():
                 "retries being those of Tryton's RPC layer "
                 "(`[database] retry`, 5); a call whose retries all found "
                 "the credits locked returns an error and the client sends "
-                "it again, as a user would (*repeated*). The ledger is "
-                "checked as above after the load.",
+                "it again, as a user would (*repeated*). The ledger and the "
+                "balances are checked as above after the load.",
                 "",
                 "| gunicorn workers | clients | requests | requests/s "
                 "| ratio to 1 worker | repeated | overdraft |",
