@@ -18,22 +18,18 @@ import datetime as dt
 import os
 import re
 import resource
-import statistics
 import subprocess
 import sys
 import time
 from zoneinfo import ZoneInfo
 
 import generate
-from common import machine, summary, use_postgresql, write_section
+from common import machine, summary, timed, use_postgresql, write_section
 from psycopg import IsolationLevel
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DESIGN = os.path.join(
     HERE, '..', 'webservice_forfait', 'doc', 'design.rst')
-FIELDS = [
-    'forfait_hours', 'forfait_consumed', 'forfait_remaining',
-    'forfait_pending', 'forfait_available']
 LEDGER_TABLES = ['timesheet_line', 'forfait_consumption']
 
 # The balances as Party.get_forfait_balance defines them, in one statement.
@@ -79,18 +75,6 @@ WHERE p.id = ANY(%(ids)s)
 """
 
 
-def timed(func, runs, seconds=2):
-    """Return the median duration of func over runs (more while under
-    seconds: short reads are noisy), after one warm-up"""
-    result = func()
-    durations = []
-    while len(durations) < runs or sum(durations) < seconds:
-        start = time.perf_counter()
-        func()
-        durations.append(time.perf_counter() - start)
-    return statistics.median(durations), result
-
-
 class Database:
     "One generated database, read through trytond and through psycopg"
 
@@ -123,10 +107,11 @@ class Database:
 
     def orm(self, ids=None):
         from trytond.pool import Pool
+        from webservice_forfait.party import BALANCE_FIELDS
         with self.transaction():
             Party = Pool().get('party.party')
-            return {r['id']: tuple(r[f] for f in FIELDS)
-                for r in Party.read(ids or self.ids, FIELDS)}
+            return {r['id']: tuple(r[f] for f in BALANCE_FIELDS)
+                for r in Party.read(ids or self.ids, BALANCE_FIELDS)}
 
     def sql(self, connection):
         """The balances in a transaction of their own, as each RPC call has,
@@ -143,7 +128,7 @@ class Database:
 
     def statements(self, func):
         "Return the statements func sends in a transaction rolled back"
-        from webservice_forfait.tests.test_query_counts import count_queries
+        from webservice_forfait.tests.database import count_queries
         with self.transaction(readonly=False) as transaction:
             func()  # warm the caches
             with count_queries() as queries:
@@ -153,10 +138,11 @@ class Database:
 
     def read_count(self, count):
         from trytond.pool import Pool
+        from webservice_forfait.party import BALANCE_FIELDS
         ids = self.ids[:count]
 
         def read():
-            Pool().get('party.party').read(ids, FIELDS)
+            Pool().get('party.party').read(ids, BALANCE_FIELDS)
         return len(ids), len(self.statements(read))
 
     def posting_count(self):
@@ -165,7 +151,7 @@ class Database:
         restarts the first one with them)"""
         from trytond.pool import Pool
         from trytond.transaction import TransactionError
-        from webservice_forfait.tests.test_query_counts import count_queries
+        from webservice_forfait.tests.database import count_queries
         with self.transaction() as transaction:
             cursor = transaction.connection.cursor()
             cursor.execute(
@@ -197,13 +183,14 @@ class Database:
         return counts[-1]
 
     def balance_queries(self, party_id):
-        "The statements of get_forfait_balance for one party"
+        "The statements of the balance of one party"
         from trytond.pool import Pool
-        from webservice_forfait.tests.test_query_counts import count_queries
+        from webservice_forfait.party import BALANCE_FIELDS
+        from webservice_forfait.tests.database import count_queries
         with self.transaction():
             Party = Pool().get('party.party')
             with count_queries() as queries:
-                Party.get_forfait_balance(Party.browse([party_id]), FIELDS)
+                Party.forfait_balances([party_id], BALANCE_FIELDS)
         return [q for q in queries
             if re.search(r'forfait_(credit|consumption|request)', q)]
 
@@ -274,10 +261,12 @@ def main():
             # the transactions of trytond's read-only calls
             connection.isolation_level = IsolationLevel.REPEATABLE_READ
             connection.read_only = True
+            # short reads are noisy: 2 s of samples at least
             sql, sql_values = timed(
-                lambda: database.sql(connection), args.runs)
-            orm, orm_values = timed(database.orm, args.runs)
-            one, _ = timed(lambda: database.orm(database.ids[:1]), args.runs)
+                lambda: database.sql(connection), args.runs, 2)
+            orm, orm_values = timed(database.orm, args.runs, 2)
+            one, _ = timed(
+                lambda: database.orm(database.ids[:1]), args.runs, 2)
             assert orm_values == sql_values, [
                 (k, orm_values[k], sql_values.get(k)) for k in orm_values
                 if orm_values[k] != sql_values.get(k)][:5]

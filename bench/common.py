@@ -3,6 +3,7 @@ import json
 import os
 import platform
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -28,6 +29,18 @@ def activate():
     drop_db()
     activate_module(['webservice_forfait'])
     return DB_NAME
+
+
+def timed(func, runs, seconds=0):
+    """Return the median duration of func over runs (more while under
+    seconds: short runs are noisy), after one warm-up, and its result"""
+    result = func()
+    durations = []
+    while len(durations) < runs or sum(durations) < seconds:
+        start = time.perf_counter()
+        func()
+        durations.append(time.perf_counter() - start)
+    return statistics.median(durations), result
 
 
 def machine():

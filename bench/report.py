@@ -8,22 +8,10 @@ Usage: python bench/report.py [--runs N] [--uri postgresql://...]
 """
 import argparse
 import datetime as dt
-import statistics
 import sys
-import time
 
-from common import activate, machine, summary, use_postgresql, write_section
-
-
-def timed(func, runs):
-    "Return the median duration of func over runs, after one warm-up"
-    func()
-    durations = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        func()
-        durations.append(time.perf_counter() - start)
-    return statistics.median(durations)
+from common import (
+    activate, machine, summary, timed, use_postgresql, write_section)
 
 
 def main():
@@ -80,10 +68,10 @@ def main():
                 html = UpdateReport.render(
                     action, UpdateReport.get_context(
                         [request], {}, {'action_id': action.id}))
-                tryton = timed(
+                tryton, _ = timed(
                     lambda: UpdateReport.execute([request.id], {}),
                     args.runs)
-                alone = timed(
+                alone, _ = timed(
                     lambda: weasyprint.HTML(string=html).write_pdf(),
                     args.runs)
                 rows.append('| %s | %.3f | %.3f | %.2f |' % (

@@ -76,7 +76,7 @@ class Party(metaclass=PoolMeta):
         Consumption = pool.get('forfait.consumption')
         Request = pool.get('forfait.request')
         Line = pool.get('timesheet.line')
-        Company = pool.get('company.company')
+        Date = pool.get('ir.date')
         Config = pool.get('forfait.configuration')
         credit = Credit.__table__()
         consumption = Consumption.__table__()
@@ -85,7 +85,7 @@ class Party(metaclass=PoolMeta):
         transaction = Transaction()
         cursor = transaction.connection.cursor()
         company = transaction.context.get('company') or -1
-        today = Company.forfait_today()
+        today = Date.today()
         rounding = Config.get_rounding()
 
         hours = defaultdict(lambda: ZERO)

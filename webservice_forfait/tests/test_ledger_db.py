@@ -3,6 +3,7 @@ import datetime as dt
 import threading
 import time
 import unittest
+from zoneinfo import ZoneInfo
 
 from trytond import backend
 from trytond.modules.company.tests import (
@@ -95,14 +96,20 @@ class BalanceQueryTestCase(DatabaseTestCase):
         Date = pool.get('ir.date')
         company = create_company()
         with set_company(company):
+            def today(zone):
+                return dt.datetime.now(ZoneInfo(zone)).date()
             # UTC-11 and UTC+14: never the same date
             Company.write([company], {'timezone': 'Pacific/Pago_Pago'})
             behind = Date.today()
-            self.assertEqual(Company.forfait_today(), behind)
+            self.assertEqual(behind, today('Pacific/Pago_Pago'))
             Company.write([company], {'timezone': 'Pacific/Kiritimati'})
             ahead = Date.today()
-            self.assertEqual(Company.forfait_today(), ahead)
+            self.assertEqual(ahead, today('Pacific/Kiritimati'))
             self.assertGreater(ahead, behind)
+            # the time zone is cached: the company is not read again
+            with count_queries() as queries:
+                self.assertEqual(Date.today(), ahead)
+            self.assertEqual(queries, [])
 
             party = Party(name="Client")
             party.save()

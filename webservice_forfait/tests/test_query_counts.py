@@ -9,12 +9,10 @@ from trytond.pool import Pool
 from trytond.tests.test_tryton import with_transaction
 from trytond.transaction import Transaction
 
+from ..party import BALANCE_FIELDS
 from .database import DatabaseTestCase, count_queries
 
 HOUR = dt.timedelta(hours=1)
-BALANCE_FIELDS = [
-    'forfait_hours', 'forfait_consumed', 'forfait_remaining',
-    'forfait_pending', 'forfait_available']
 
 
 def log_time(requests, employee, duration=HOUR + HOUR / 6):
