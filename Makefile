@@ -8,6 +8,8 @@ DEMO_DIR := $(CURDIR)/demo/db
 DEMO_DB := demo
 DB_URI ?= sqlite://
 PG_URI ?= postgresql://postgres@127.0.0.1:5432/
+# The PostgreSQL test database: one name per checkout that tests at the same time.
+PG_TEST_DB ?= test_forfait
 PYTEST_ARGS ?= --durations=15
 # Data sets of bench/generate.py: `make bench SIZE=huge` adds the largest.
 SIZE ?=
@@ -91,7 +93,7 @@ test-sqlite: $(VENV)/.installed
 	DB_CACHE=$(CACHE)/db-sqlite-$(SCHEMA_KEY) $(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 test-postgresql: $(VENV)/.installed
-	TRYTOND_DATABASE__URI=$(PG_URI) DB_NAME=test_forfait DB_CACHE=$(CACHE)/db-postgresql-$(SCHEMA_KEY) \
+	TRYTOND_DATABASE__URI=$(PG_URI) DB_NAME=$(PG_TEST_DB) DB_CACHE=$(CACHE)/db-postgresql-$(SCHEMA_KEY) \
 		$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed
