@@ -1,1 +1,1 @@
-from . import routes  # noqa: F401
+from . import portal_routes  # noqa: F401

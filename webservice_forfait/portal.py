@@ -1,6 +1,6 @@
 """What the client portal does to the records: portal accounts and their
 invitations, requests and messages sent from the portal, subscriptions asked
-for there. The pages themselves are in routes.py."""
+for there. The pages themselves are in portal_routes."""
 import datetime
 import urllib.parse
 from email.utils import formataddr

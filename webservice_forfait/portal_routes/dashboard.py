@@ -1,0 +1,64 @@
+"""The dashboard: /"""
+import datetime
+import math
+
+from ..ledger import ZERO, allocate
+from .common import portal_route, state_label
+
+
+@portal_route('/')
+def dashboard(portal):
+    pool = portal.pool
+    Credit = pool.get('forfait.credit')
+    Request = pool.get('forfait.request')
+    Date = pool.get('ir.date')
+    Config = pool.get('forfait.configuration')
+    today = Date.today()
+    party = portal.party
+    credits = Credit.search([
+            ('party', '=', party.id),
+            ('start_date', '<=', today),
+            ('end_date', '>=', today),
+            ('state', '!=', 'expired'),
+            ], order=[
+            ('end_date', 'ASC'), ('start_date', 'ASC'), ('id', 'ASC')])
+    pending = dict(allocate(
+            party.forfait_pending,
+            [(c.id, max(c.remaining, ZERO)) for c in credits]))
+    low = min([t for t in Config(1).thresholds() if t < 100], default=80)
+    gauges = [gauge(c, pending.get(c.id, ZERO), today, low) for c in credits]
+    recent = Request.search(
+        [('party', '=', party.id)], order=[('id', 'DESC')], limit=5)
+    return portal.render('dashboard.html', title=portal.text('dashboard'),
+        party=party, gauges=gauges, recent=recent,
+        overdraft=party.forfait_remaining < ZERO,
+        state_label=state_label)
+
+
+def gauge(credit, pending, today, low):
+    "The figures of a credit's gauge and the projection of its end"
+    hours = credit.hours or ZERO
+    used, left = credit.consumed, credit.remaining
+    scale = max(hours, used + pending, datetime.timedelta(seconds=1))
+    elapsed = (today - credit.start_date).days + 1
+    if left <= ZERO:
+        projection = 'used_up', None
+    elif used <= ZERO:
+        projection = 'not_started', None
+    else:
+        days = math.floor(left / (used / elapsed))
+        runs_out = today + datetime.timedelta(days=days)
+        if runs_out >= credit.end_date:
+            projection = 'lasts_to_end', credit.end_date
+        else:
+            projection = 'lasts_until', runs_out
+    percent = (used + pending) / hours * 100 if hours else 100
+    return {
+        'credit': credit,
+        'hours': hours, 'used': used, 'left': left, 'pending': pending,
+        'used_width': round(min(used, scale) / scale * 100, 1),
+        'pending_width': round(min(pending, scale) / scale * 100, 1),
+        'projection': projection,
+        'low': percent >= low,
+        'negative': left < ZERO,
+        }
