@@ -14,8 +14,8 @@ from .ledger import ZERO, round_duration
 
 BALANCE_FIELDS = [
     'forfait_hours', 'forfait_consumed', 'forfait_remaining',
-    'forfait_pending', 'forfait_available']
-HOURS, CONSUMED, PENDING = range(3)
+    'forfait_pending', 'forfait_available', 'forfait_overdraft']
+HOURS, CONSUMED, PENDING, OVERDRAFT = range(4)
 
 
 class Balance(fields.Function):
@@ -62,15 +62,23 @@ class Party(metaclass=PoolMeta):
     forfait_available = Balance(fields.TimeDelta(
             "Available Hours", 'forfait_hours',
             help="The remaining hours less the pending hours."))
+    forfait_overdraft = Balance(fields.TimeDelta(
+            "Overdraft", 'forfait_hours',
+            help="The time done that no credit covered, "
+            "to be taken from the next credit."))
 
     @classmethod
     def get_forfait_balance(cls, parties, names):
         return cls.forfait_balances([p.id for p in parties], names)
 
     @classmethod
-    def forfait_balances(cls, ids, names):
+    def forfait_balances(cls, ids, names, date=None):
         """Compute the balances of the parties with one query per slice
-        whatever the size of their history"""
+        whatever the size of their history
+
+        The one place where the figures are computed (doc/design.rst):
+        as of today, or as of date from the credits valid on that day and
+        the consumptions dated up to it (no pending time then)."""
         pool = Pool()
         Credit = pool.get('forfait.credit')
         Consumption = pool.get('forfait.consumption')
@@ -86,16 +94,25 @@ class Party(metaclass=PoolMeta):
         cursor = transaction.connection.cursor()
         company = transaction.context.get('company') or -1
         today = Date.today()
+        past = date is not None and date != today
+        if date is None:
+            date = today
         rounding = Config.get_rounding()
 
         hours = defaultdict(lambda: ZERO)
         consumed = defaultdict(lambda: ZERO)
         pending = defaultdict(lambda: ZERO)
+        overdraft = defaultdict(lambda: ZERO)
         # overdraft not yet carried nor invoiced, then the current credits
         uncovered = (
             (consumption.credit == Null) & (consumption.invoice_line == Null))
-        current = ((credit.start_date <= today) & (credit.end_date >= today)
-            & (credit.state != 'expired') & (credit.company == company))
+        current = ((credit.start_date <= date) & (credit.end_date >= date)
+            & (credit.company == company))
+        dated = Literal(True)
+        if past:
+            dated = consumption.date <= date
+        else:
+            current &= credit.state != 'expired'
         for sub_ids in grouped_slice(ids, ID_SLICE):
             sub_ids = list(sub_ids)
             # one round trip: the hours, the consumed time and the billable
@@ -113,13 +130,15 @@ class Party(metaclass=PoolMeta):
                         ).select(
                         Literal(CONSUMED), credit.party, Literal(0),
                         Sum(consumption.duration),
-                        where=SQL_IN(credit.party, sub_ids) & current,
+                        where=SQL_IN(credit.party, sub_ids) & current
+                        & dated,
                         group_by=credit.party),
                     consumption.select(
-                        Literal(CONSUMED), consumption.party, Literal(0),
+                        Literal(OVERDRAFT), consumption.party, Literal(0),
                         Sum(consumption.duration),
                         where=SQL_IN(consumption.party, sub_ids)
-                        & (consumption.company == company) & uncovered,
+                        & (consumption.company == company) & uncovered
+                        & dated,
                         group_by=consumption.party),
                     request.join(line,
                         condition=line.forfait_request == request.id
@@ -129,7 +148,7 @@ class Party(metaclass=PoolMeta):
                         where=SQL_IN(request.party, sub_ids)
                         & (request.company == company)
                         & (request.state == 'open')
-                        & line.billable,
+                        & line.billable & Literal(not past),
                         group_by=[request.party, request.id]),
                     all_=True))
             for kind, party_id, _, duration in cursor:
@@ -138,18 +157,22 @@ class Party(metaclass=PoolMeta):
                     hours[party_id] = duration
                 elif kind == CONSUMED:
                     consumed[party_id] += duration
+                elif kind == OVERDRAFT:
+                    overdraft[party_id] = duration
                 else:
                     pending[party_id] += round_duration(duration, *rounding)
 
         result = {n: {} for n in names}
         for id_ in ids:
-            remaining = hours[id_] - consumed[id_]
+            used = consumed[id_] + overdraft[id_]
+            remaining = hours[id_] - used
             values = {
                 'forfait_hours': hours[id_],
-                'forfait_consumed': consumed[id_],
+                'forfait_consumed': used,
                 'forfait_remaining': remaining,
                 'forfait_pending': pending[id_],
                 'forfait_available': remaining - pending[id_],
+                'forfait_overdraft': overdraft[id_],
                 }
             for name in names:
                 result[name][id_] = values[name]
