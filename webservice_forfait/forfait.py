@@ -52,14 +52,20 @@ class Credit(ModelSQL, ModelView):
         states={'readonly': Bool(Eval('consumptions', [-1]))},
         help="The last day on which the hours can be used.")
     hours = fields.TimeDelta(
-        "Hours", 'forfait_hours', required=True,
+        "Credited Hours", 'forfait_hours', required=True,
         domain=[('hours', '>', TimeDelta())],
         states={'readonly': Bool(Eval('consumptions', [-1]))},
         help="The time credited for the whole period.")
     consumed = fields.Function(
-        fields.TimeDelta("Consumed", 'forfait_hours'), 'get_balance')
+        fields.TimeDelta(
+            "Consumed Hours", 'forfait_hours',
+            help="The time deducted from the credit."),
+        'get_balance')
     remaining = fields.Function(
-        fields.TimeDelta("Remaining", 'forfait_hours'), 'get_balance')
+        fields.TimeDelta(
+            "Remaining Hours", 'forfait_hours',
+            help="The credited hours less the consumed hours."),
+        'get_balance')
     carried_over = fields.TimeDelta(
         "Carried Over", 'forfait_hours', readonly=True,
         help="The hours of the previous year added to this credit.")

@@ -4,18 +4,63 @@ from collections import defaultdict
 from sql import Literal, Null, Union
 from sql.aggregate import Sum
 
+from trytond.i18n import gettext
 from trytond.model import fields
 from trytond.pool import Pool, PoolMeta
 from trytond.tools import grouped_slice
 from trytond.transaction import Transaction
 
 from .forfait import ID_SLICE, SQL_IN, to_timedelta
-from .ledger import ZERO, round_duration
+from .ledger import ZERO, format_hours, round_duration
 
 BALANCE_FIELDS = [
     'forfait_hours', 'forfait_consumed', 'forfait_remaining',
     'forfait_pending', 'forfait_available', 'forfait_overdraft']
 HOURS, CONSUMED, PENDING, OVERDRAFT = range(4)
+# the figures of a past date: the time pending then is not known
+PAST_FIELDS = [
+    'forfait_hours', 'forfait_consumed', 'forfait_remaining',
+    'forfait_overdraft']
+
+
+def figure_labels():
+    """Return the label of each figure in the context's language: the
+    string of the party's field, the same on every surface"""
+    Party = Pool().get('party.party')
+    return {
+        n: f['string'] for n, f in Party.fields_get(BALANCE_FIELDS).items()}
+
+
+def client_figures(figures, past=False):
+    """Return the figures a client reads, in order, as dictionaries of
+    name, label, value (format_hours) and negative; the overdraft only when
+    there is one"""
+    labels = figure_labels()
+    result = []
+    for name in PAST_FIELDS if past else BALANCE_FIELDS:
+        value = figures[name]
+        if name == 'forfait_overdraft' and value <= ZERO:
+            continue
+        result.append({
+                'name': name, 'label': labels[name],
+                'value': format_hours(value), 'negative': value < ZERO})
+    return result
+
+
+def figures_as_of(date, past=False):
+    "Return the heading that dates the figures"
+    lang = Pool().get('ir.lang').get()
+    return gettext(
+        'webservice_forfait.msg_figures_as_of_past' if past
+        else 'webservice_forfait.msg_figures_as_of',
+        date=lang.strftime(date))
+
+
+def figures_text(figures, date, past=False):
+    "Return the dated figures as the lines of an e-mail"
+    return '\n'.join([figures_as_of(date, past=past) + ':'] + [
+            '- %s: %s' % (f['label'], f['value'])
+            for f in client_figures(figures, past=past)])
 
 
 class Balance(fields.Function):
@@ -47,10 +92,11 @@ class Party(metaclass=PoolMeta):
         'forfait.credit', 'party', "Forfait Credits", readonly=True)
     forfait_hours = Balance(fields.TimeDelta(
             "Credited Hours", 'forfait_hours',
-            help="The hours of the credits valid today."))
+            help="The hours of the credits valid today, with the hours "
+            "carried over into them."))
     forfait_consumed = Balance(fields.TimeDelta(
             "Consumed Hours", 'forfait_hours',
-            help="The time consumed from the credits valid today "
+            help="The time deducted from the credits valid today "
             "and the overdraft not yet carried."))
     forfait_remaining = Balance(fields.TimeDelta(
             "Remaining Hours", 'forfait_hours',
@@ -58,7 +104,8 @@ class Party(metaclass=PoolMeta):
             "negative when in overdraft."))
     forfait_pending = Balance(fields.TimeDelta(
             "Pending Hours", 'forfait_hours',
-            help="The time billed so far on open requests."))
+            help="The time billed so far on open requests, rounded as it "
+            "will be deducted."))
     forfait_available = Balance(fields.TimeDelta(
             "Available Hours", 'forfait_hours',
             help="The remaining hours less the pending hours."))
@@ -66,6 +113,11 @@ class Party(metaclass=PoolMeta):
             "Overdraft", 'forfait_hours',
             help="The time done that no credit covered, "
             "to be taken from the next credit."))
+
+    def forfait_figures(self, date=None):
+        "Return the figures of the party as of date (today), by field name"
+        balances = self.forfait_balances([self.id], BALANCE_FIELDS, date=date)
+        return {n: balances[n][self.id] for n in BALANCE_FIELDS}
 
     @classmethod
     def get_forfait_balance(cls, parties, names):
