@@ -110,8 +110,10 @@ class Database:
         from webservice_forfait.party import BALANCE_FIELDS
         with self.transaction():
             Party = Pool().get('party.party')
-            return {r['id']: tuple(r[f] for f in BALANCE_FIELDS)
-                for r in Party.read(ids or self.ids, BALANCE_FIELDS)}
+            # the figures the raw SQL computes, in its order
+            fields = BALANCE_FIELDS[:5]
+            return {r['id']: tuple(r[f] for f in fields)
+                for r in Party.read(ids or self.ids, fields)}
 
     def sql(self, connection):
         """The balances in a transaction of their own, as each RPC call has,

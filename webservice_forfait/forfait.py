@@ -52,14 +52,20 @@ class Credit(ModelSQL, ModelView):
         states={'readonly': Bool(Eval('consumptions', [-1]))},
         help="The last day on which the hours can be used.")
     hours = fields.TimeDelta(
-        "Hours", 'forfait_hours', required=True,
+        "Credited Hours", 'forfait_hours', required=True,
         domain=[('hours', '>', TimeDelta())],
         states={'readonly': Bool(Eval('consumptions', [-1]))},
         help="The time credited for the whole period.")
     consumed = fields.Function(
-        fields.TimeDelta("Consumed", 'forfait_hours'), 'get_balance')
+        fields.TimeDelta(
+            "Consumed Hours", 'forfait_hours',
+            help="The time deducted from the credit."),
+        'get_balance')
     remaining = fields.Function(
-        fields.TimeDelta("Remaining", 'forfait_hours'), 'get_balance')
+        fields.TimeDelta(
+            "Remaining Hours", 'forfait_hours',
+            help="The credited hours less the consumed hours."),
+        'get_balance')
     carried_over = fields.TimeDelta(
         "Carried Over", 'forfait_hours', readonly=True,
         help="The hours of the previous year added to this credit.")
@@ -203,27 +209,51 @@ class Credit(ModelSQL, ModelView):
 
     @classmethod
     def absorb_overdrafts(cls, credits):
-        "Carry the parties' open overdrafts onto the new credits"
+        """Carry the parties' open overdrafts onto the new credits
+
+        The overdraft is read once for all the credits and shared between
+        them in memory, oldest end first, so credits created together carry
+        it once. Its lines are locked and touched as postings do with the
+        credits: a concurrent transaction creating a credit for the same
+        client waits and then sees the carries, instead of carrying the
+        overdraft again."""
         Consumption = Pool().get('forfait.consumption')
         consumption = Consumption.__table__()
         cursor = Transaction().connection.cursor()
         remaining = {c.id: c.hours for c in credits}
         transfers = []
-        for credit in sorted(credits, key=lambda c: (c.end_date, c.id)):
+        key = lambda c: (c.party.id, c.company.id)  # noqa: E731
+        for (party_id, company_id), group in groupby(
+                sorted(credits, key=key), key=key):
+            uncovered = ((consumption.party == party_id)
+                & (consumption.company == company_id)
+                & (consumption.credit == Null)
+                & (consumption.invoice_line == Null))
+            cursor.execute(*consumption.select(
+                    consumption.id, where=uncovered))
+            ids = [i for i, in cursor]
+            if not ids:
+                continue
+            Consumption.lock(ids)
             cursor.execute(*consumption.select(
                     consumption.request, Sum(consumption.duration),
-                    where=((consumption.party == credit.party.id)
-                        & (consumption.company == credit.company.id)
-                        & (consumption.credit == Null)
-                        & (consumption.invoice_line == Null)),
+                    where=uncovered,
                     group_by=consumption.request,
                     order_by=[Min(consumption.id)]))
-            for request_id, overdraft in cursor.fetchall():
-                part = min(to_timedelta(overdraft), remaining[credit.id])
-                if part <= ZERO:
-                    continue
-                remaining[credit.id] -= part
-                transfers.extend(Consumption.carry(credit, request_id, part))
+            overdrafts = [
+                [request_id, to_timedelta(duration)]
+                for request_id, duration in cursor]
+            for credit in sorted(group, key=lambda c: (c.end_date, c.id)):
+                for overdraft in overdrafts:
+                    request_id, duration = overdraft
+                    part = min(duration, remaining[credit.id])
+                    if part <= ZERO:
+                        continue
+                    remaining[credit.id] -= part
+                    overdraft[1] -= part
+                    transfers.extend(
+                        Consumption.carry(credit, request_id, part))
+            Consumption.touch(ids)
         with without_check_access():
             Consumption.save(transfers)
         cls.update_state(credits)
@@ -463,6 +493,16 @@ class Consumption(ModelSQL, ModelView):
             cls.save(reversals)
         Credit.update_state(list({c.credit for c in reversals if c.credit}))
         return reversals
+
+    @classmethod
+    def touch(cls, ids):
+        "Update the rows of the overdraft carried by this transaction"
+        table = cls.__table__()
+        cursor = Transaction().connection.cursor()
+        for sub_ids in grouped_slice(ids, ID_SLICE):
+            cursor.execute(*table.update(
+                    [table.write_date], [CurrentTimestamp()],
+                    where=SQL_IN(table.id, list(sub_ids))))
 
     @classmethod
     def carry(cls, credit, request_id, duration):

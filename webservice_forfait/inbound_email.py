@@ -11,8 +11,8 @@ from trytond.pool import Pool, PoolMeta
 from trytond.pyson import Eval
 from trytond.transaction import Transaction, without_check_access
 
-from .ledger import format_duration
 from .mail import parse
+from .notification import figures_for
 from .outbox import email_message, message_id
 
 
@@ -272,7 +272,7 @@ class Request(metaclass=PoolMeta):
                 body = gettext(
                     'webservice_forfait.msg_ack_body',
                     number=self.number, subject=self.subject,
-                    available=format_duration(self.party.forfait_available))
+                    figures=figures_for(self.party, self.company))
             else:
                 body = gettext(
                     'webservice_forfait.msg_ack_body_unknown',

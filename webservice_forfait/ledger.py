@@ -56,3 +56,17 @@ def format_duration(duration):
     sign = '-' if duration < ZERO else ''
     minutes = int(abs(duration).total_seconds()) // 60
     return '%s%d:%02d' % (sign, minutes // 60, minutes % 60)
+
+
+def format_hours(duration):
+    """Format a duration as clients write it: "12 h", "1 h 15", "0 h 45",
+    "-2 h"; the minutes are truncated toward zero, as format_duration does
+
+    The same in every language: the hour sign and two-digit minutes read
+    alike in French and English."""
+    minutes = int(abs(duration).total_seconds()) // 60
+    sign = '-' if duration < ZERO and minutes else ''
+    hours, minutes = divmod(minutes, 60)
+    if minutes:
+        return '%s%d h %02d' % (sign, hours, minutes)
+    return '%s%d h' % (sign, hours)

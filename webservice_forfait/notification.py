@@ -6,7 +6,7 @@ from trytond.model import ModelSQL, ModelView, Unique, Workflow, fields
 from trytond.pool import Pool, PoolMeta
 from trytond.transaction import Transaction, without_check_access
 
-from .ledger import ZERO, format_duration
+from .ledger import ZERO, format_hours
 from .outbox import email_message
 
 
@@ -18,10 +18,32 @@ def client_addresses(party):
     return ', '.join(addresses) or None
 
 
+def client_language(party):
+    "Return the code of the language the client reads: French by default"
+    return party.lang.code if party and party.lang else 'fr'
+
+
+def figures_for(party, company, date=None, past=False):
+    """Return the client's dated figures as e-mail lines, in its language:
+    the same figures and labels as the portal and the documents"""
+    from .party import figures_text
+    pool = Pool()
+    with Transaction().set_context(
+            language=client_language(party), company=company.id):
+        today = pool.get('ir.date').today()
+        figures = party.forfait_figures(date=date)
+        return figures_text(figures, date or today, past=past)
+
+
+def client_date(party, date):
+    "Return date as the client writes it"
+    with Transaction().set_context(language=client_language(party)):
+        return Pool().get('ir.lang').get().strftime(date)
+
+
 def translated(party, message_id, **variables):
     "Return the message in the language of party"
-    language = party.lang.code if party and party.lang else 'fr'
-    with Transaction().set_context(language=language):
+    with Transaction().set_context(language=client_language(party)):
         return gettext(message_id, **variables)
 
 
@@ -99,11 +121,12 @@ class Credit(metaclass=PoolMeta):
         variables = {
             'client': self.party.name,
             'threshold': threshold,
-            'hours': format_duration(self.hours),
-            'consumed': format_duration(self.consumed),
-            'remaining': format_duration(self.remaining),
-            'end': Pool().get('ir.lang').get().strftime(self.end_date),
+            'hours': format_hours(self.hours),
+            'consumed': format_hours(self.consumed),
+            'remaining': format_hours(self.remaining),
+            'end': client_date(self.party, self.end_date),
             'portal': config.portal_url or '',
+            'figures': figures_for(self.party, self.company),
             }
         if kind == 'expiry':
             name = 'expiry'
@@ -173,9 +196,7 @@ class Party(metaclass=PoolMeta):
             to = client_addresses(party)
             if not to:
                 continue
-            with Transaction().set_context(
-                    language=party.lang.code if party.lang else 'fr'):
-                _, pdf, _, _ = Statement.execute([party.id], {})
+            _, pdf, _, _ = Statement.execute([party.id], {})
             message = email_message(
                 config.email_sender, to,
                 translated(party, 'webservice_forfait.msg_statement_subject'),
@@ -221,13 +242,13 @@ class Request(metaclass=PoolMeta):
                 request.chat_post_internal(
                     'webservice_forfait.msg_report_no_email')
                 continue
-            language = request.chat_language()
-            with Transaction().set_context(language=language):
-                _, pdf, _, _ = UpdateReport.execute([request.id], {})
+            _, pdf, _, _ = UpdateReport.execute([request.id], {})
             variables = {
                 'number': request.number, 'subject': request.subject,
-                'billed': format_duration(request.time_billed or ZERO),
-                'remaining': format_duration(request.party.forfait_remaining),
+                'billed': format_hours(request.time_billed or ZERO),
+                'figures': figures_for(
+                    request.party, request.company,
+                    date=request.done_date, past=True),
                 }
             message = email_message(
                 config.email_sender, to,

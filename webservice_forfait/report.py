@@ -10,7 +10,9 @@ from trytond.pool import Pool
 from trytond.report import Report
 from trytond.transaction import Transaction
 
-from .ledger import ZERO, format_duration
+from .ledger import ZERO, format_hours
+from .notification import client_language
+from .party import client_figures, figure_labels, figures_as_of
 
 STYLESHEET = os.path.join(os.path.dirname(__file__), 'report', 'forfait.css')
 
@@ -20,7 +22,23 @@ def _lines(text):
 
 
 class ForfaitReport(Report):
-    "What both documents share: the agency's and the client's blocks"
+    """What both documents share: the agency's and the client's blocks,
+    printed in the client's language whoever prints them"""
+
+    @classmethod
+    def client(cls, record):
+        "Return the party the document is for"
+        return record.party
+
+    @classmethod
+    def header_key(cls, record, data):
+        return super().header_key(record, data) + (
+            ('language', client_language(cls.client(record))),)
+
+    @classmethod
+    def _execute(cls, records, header, data, action):
+        with Transaction().set_context(language=header.get('language')):
+            return super()._execute(records, header, data, action)
 
     @classmethod
     def get_context(cls, records, header, data):
@@ -99,28 +117,43 @@ class UpdateReport(ForfaitReport):
                         'date': cls.date(l.date),
                         'employee': l.employee.rec_name,
                         'description': l.description or '',
-                        'duration': format_duration(l.duration),
+                        'duration': format_hours(l.duration),
                         'billable': l.billable,
                         } for l in sorted(
                         request.timesheet_lines,
                         key=lambda l: (l.date, l.id))],
-                'spent': format_duration(request.time_spent or ZERO),
-                'goodwill': format_duration(request.time_goodwill or ZERO),
-                'billed': format_duration(request.time_billed or ZERO),
+                'spent': format_hours(request.time_spent or ZERO),
+                'goodwill': format_hours(request.time_goodwill or ZERO),
+                'billed': format_hours(request.time_billed or ZERO),
                 'deductions': [{
                         'credit': c.party.name,
                         'period': '%s - %s' % (
                             cls.date(c.start_date), cls.date(c.end_date)),
-                        'duration': format_duration(net[c]),
+                        'duration': format_hours(net[c]),
                         } for c in credits],
-                'overdraft': format_duration(net[None])
+                'overdraft': format_hours(net[None])
                 if net[None] > ZERO else None,
-                'remaining': format_duration(
-                    party.forfait_remaining if party else ZERO),
                 'credit_end': cls.date(credits[-1].end_date)
                 if credits else None,
                 })
+        values.update(cls.figures(request))
         return values
+
+    @classmethod
+    def figures(cls, request):
+        """The client's figures on the day the request was done, whenever
+        the report is printed, and the heading that says so"""
+        pool = Pool()
+        date = request.done_date or pool.get('ir.date').today()
+        if not request.party:
+            return {'figures': [], 'as_of': None, 'negative': False}
+        with Transaction().set_context(company=request.company.id):
+            figures = request.party.forfait_figures(date=date)
+        return {
+            'figures': client_figures(figures, past=True),
+            'as_of': figures_as_of(date, past=True),
+            'negative': figures['forfait_remaining'] < ZERO,
+            }
 
 
 class CreditStatement(ForfaitReport):
@@ -141,26 +174,30 @@ class CreditStatement(ForfaitReport):
     @classmethod
     def statement(cls, credit):
         party = credit.party
-        today = Pool().get('ir.date').today()
         with Transaction().set_context(company=credit.company.id):
-            pending = party.forfait_pending
+            today = Pool().get('ir.date').today()
+            figures = party.forfait_figures()
+        labels = figure_labels()
         values = cls.parties(credit.company, party)
         values.update({
-                'credit': credit.rec_name,
+                'credit': '%s (%s - %s)' % (
+                    format_hours(credit.hours), cls.date(credit.start_date),
+                    cls.date(credit.end_date)),
                 'start': cls.date(credit.start_date),
                 'end': cls.date(credit.end_date),
                 'state': credit.state_string,
                 'expired': credit.end_date < today,
-                'hours': format_duration(credit.hours),
-                'consumed': format_duration(credit.consumed),
-                'remaining': format_duration(credit.remaining),
-                'pending': format_duration(pending),
-                'available': format_duration(credit.remaining - pending),
+                'hours': format_hours(credit.hours),
+                'consumed': format_hours(credit.consumed),
+                'remaining': format_hours(credit.remaining),
+                'labels': labels,
+                'figures': client_figures(figures),
+                'as_of': figures_as_of(today),
                 'rows': [{
                         'date': cls.date(c.date),
                         'number': c.request.number,
                         'subject': c.request.subject,
-                        'duration': format_duration(c.duration),
+                        'duration': format_hours(c.duration),
                         'kind': c.kind_string,
                         'posting': c.kind == 'posting',
                         } for c in sorted(
@@ -172,6 +209,10 @@ class CreditStatement(ForfaitReport):
 class PartyStatement(CreditStatement):
     "The statement of a client's current credits, or of its last one"
     __name__ = 'forfait.party.statement'
+
+    @classmethod
+    def client(cls, record):
+        return record
 
     @classmethod
     def credits(cls, records, data):

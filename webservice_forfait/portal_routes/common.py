@@ -28,7 +28,8 @@ from trytond.protocols.wrappers import (
 from trytond.transaction import Transaction
 from trytond.wsgi import app
 
-from ..ledger import format_duration
+from ..ledger import format_hours
+from ..party import figure_labels
 
 logger = logging.getLogger(__name__)
 HERE = os.path.dirname(os.path.dirname(__file__))
@@ -199,7 +200,8 @@ class Portal:
         self.template = template
         html = LOADER.load(template).generate(
             portal=self, _=self.text, url=self.url, lang=lang,
-            duration=format_duration, errors=self.errors,
+            duration=format_hours, labels=figure_labels(),
+            errors=self.errors,
             date=lambda d: lang.strftime(d) if d else '',
             amount=lambda a, c: (
                 lang.currency(a, c, grouping=True) if a is not None else ''),

@@ -3,6 +3,7 @@ import datetime
 import math
 
 from ..ledger import ZERO, allocate
+from ..party import client_figures, figures_as_of
 from .common import portal_route, state_label
 
 
@@ -22,17 +23,29 @@ def dashboard(portal):
             ('state', '!=', 'expired'),
             ], order=[
             ('end_date', 'ASC'), ('start_date', 'ASC'), ('id', 'ASC')])
-    pending = dict(allocate(
-            party.forfait_pending,
-            [(c.id, max(c.remaining, ZERO)) for c in credits]))
+    figures = party.forfait_figures()
+    pending = gauge_pending(figures['forfait_pending'], credits)
     low = min([t for t in Config(1).thresholds() if t < 100], default=80)
     gauges = [gauge(c, pending.get(c.id, ZERO), today, low) for c in credits]
     recent = Request.search(
         [('party', '=', party.id)], order=[('id', 'DESC')], limit=5)
     return portal.render('dashboard.html', title=portal.text('dashboard'),
         party=party, gauges=gauges, recent=recent,
-        overdraft=party.forfait_remaining < ZERO,
+        figures=client_figures(figures), as_of=figures_as_of(today),
+        overdraft=figures['forfait_overdraft'],
         state_label=state_label)
+
+
+def gauge_pending(pending, credits):
+    """Share the pending time between the gauges as it will be deducted;
+    what no credit can hold shows on the last one, so the gauges add up to
+    the pending figure"""
+    shares = dict(allocate(
+            pending, [(c.id, max(c.remaining, ZERO)) for c in credits]))
+    if None in shares and credits:
+        last = credits[-1].id
+        shares[last] = shares.get(last, ZERO) + shares.pop(None)
+    return shares
 
 
 def gauge(credit, pending, today, low):

@@ -1,4 +1,5 @@
 import datetime as dt
+import re
 import unittest
 
 from hypothesis import given
@@ -6,7 +7,7 @@ from hypothesis import strategies as st
 
 from webservice_forfait.ledger import (
     ROUNDING_METHODS, ROUNDING_UNITS, ZERO, allocate, format_duration,
-    round_duration, year_end)
+    format_hours, round_duration, year_end)
 
 durations = st.integers(min_value=0, max_value=10_000 * 3600).map(
     lambda s: dt.timedelta(seconds=s))
@@ -96,3 +97,48 @@ class YearEndTestCase(unittest.TestCase):
         self.assertEqual(format_duration(dt.timedelta(hours=22, minutes=5)),
             '22:05')
         self.assertEqual(format_duration(dt.timedelta(days=2)), '48:00')
+
+
+def parse_hours(text):
+    "Read back a duration written by format_hours, to the minute"
+    match = re.fullmatch(r'(-?)(\d+) h(?: (\d\d))?', text)
+    minutes = int(match.group(2)) * 60 + int(match.group(3) or 0)
+    return dt.timedelta(minutes=-minutes if match.group(1) else minutes)
+
+
+class FormatHoursTestCase(unittest.TestCase):
+    "What clients read: 12 h, 1 h 15, 0 h 45, -2 h"
+
+    def test_examples(self):
+        for duration, text in [
+                (dt.timedelta(hours=12), '12 h'),
+                (dt.timedelta(hours=1, minutes=15), '1 h 15'),
+                (dt.timedelta(minutes=45), '0 h 45'),
+                (dt.timedelta(hours=-2), '-2 h'),
+                (dt.timedelta(hours=-1, minutes=-15), '-1 h 15'),
+                (dt.timedelta(minutes=5), '0 h 05'),
+                (dt.timedelta(days=2), '48 h'),
+                (ZERO, '0 h'),
+                (dt.timedelta(seconds=-59), '0 h'),
+                ]:
+            with self.subTest(duration=duration):
+                self.assertEqual(format_hours(duration), text)
+
+    @given(st.integers(
+            min_value=-10_000 * 3600, max_value=10_000 * 3600).map(
+            lambda s: dt.timedelta(seconds=s)))
+    def test_round_trip(self, duration):
+        "Read back, it is the duration to the minute, toward zero"
+        text = format_hours(duration)
+        minutes = int(abs(duration).total_seconds()) // 60
+        exact = dt.timedelta(minutes=minutes)
+        self.assertEqual(
+            parse_hours(text), -exact if duration < ZERO else exact)
+        self.assertEqual(
+            text.startswith('-'), duration < ZERO and minutes > 0)
+        self.assertEqual(text == '0 h', not minutes)
+        # the same minutes as the staff's h:mm
+        self.assertEqual(
+            format_duration(duration).lstrip('-').replace(':', ' h '),
+            text.lstrip('-') if ' h ' in text
+            else text.lstrip('-') + ' 00')

@@ -214,7 +214,7 @@ class PortalTestCase(RouteTestCase):
         self.assertEqual(dashboard.status_code, 200)
         page = self.text(dashboard)
         self.assertIn("Bonjour, Boulangerie Chez Lucette", page)
-        self.assertIn("20:00", page)
+        self.assertIn("20 h", page)
         self.assertEqual(
             dashboard.headers['X-Frame-Options'], 'DENY')
         self.assertIn("frame-ancestors 'none'",
@@ -385,7 +385,7 @@ class PortalTestCase(RouteTestCase):
         self.assertIn("Pouvez-vous aussi changer le logo", page)
         self.assertNotIn("Note interne", page)
         self.assertIn("Mise à jour des horaires", page)
-        self.assertIn("2:00", page)
+        self.assertIn("2 h", page)
 
         response = self.post(client, 'requests/%s/files' % number, {
                 'files': [(io.BytesIO(PDF), 'logo.pdf')]},
@@ -498,7 +498,7 @@ class PortalTestCase(RouteTestCase):
         self.assertIn('class="used"', page)
         close_request(party, 2 * HOUR)
         page = self.text(client.get(self.url()))
-        self.assertIn("Vous avez utilisé 1:00 de plus que votre forfait", page)
+        self.assertIn("Vous avez utilisé 1 h de plus que votre forfait", page)
         self.assertIn("Vos heures sont épuisées.", page)
 
     def test_query_counts(self):
@@ -555,8 +555,8 @@ class PortalTestCase(RouteTestCase):
         close_request(party, HOUR)
         client = self.login('bar@tipunch.mq')
         page = self.text(client.get(self.url('forfaits')))
-        self.assertIn("12:00", page)
-        self.assertIn("11:00", page)
+        self.assertIn("12 h", page)
+        self.assertIn("11 h", page)
         link = re.search(r'href="([^"]+statement\.pdf)"', page).group(1)
         statement = client.get(link)
         self.assertEqual(statement.status_code, 200)
@@ -569,8 +569,8 @@ class PortalTestCase(RouteTestCase):
         service = in_company(set_prices)
         client = self.login('surf@shop.mq')
         page = self.text(client.get(self.url('subscribe')))
-        self.assertIn("2:00 par mois", page)
-        self.assertIn("24:00 créditées pour l'année", page)
+        self.assertIn("2 h par mois", page)
+        self.assertIn("24 h créditées pour l'année", page)
         self.assertIn("TVA 220,00", page)
         self.assertIn("320,00\xa0usd TTC", page)
         response = self.post(client, 'subscribe', {'service': '999999'})
@@ -597,7 +597,7 @@ class PortalTestCase(RouteTestCase):
             Subscription.run(Subscription.search([('party', '=', party)]))
         in_company(confirm)
         page = self.text(client.get(self.url()))
-        self.assertIn("24:00", page)
+        self.assertIn("24 h", page)
         self.assertNotIn("Vous n'avez pas de forfait en cours.", page)
 
     def test_invitation_and_password_reset(self):
