@@ -4,6 +4,7 @@ import math
 
 from ..ledger import ZERO, allocate
 from .common import portal_route, state_label
+from .subscribe import renewals
 
 
 @portal_route('/')
@@ -32,7 +33,7 @@ def dashboard(portal):
     return portal.render('dashboard.html', title=portal.text('dashboard'),
         party=party, gauges=gauges, recent=recent,
         overdraft=party.forfait_remaining < ZERO,
-        state_label=state_label)
+        state_label=state_label, renewals=renewals(portal))
 
 
 def gauge(credit, pending, today, low):
