@@ -126,7 +126,7 @@ class Credit(ModelSQL, ModelView):
 
     @classmethod
     def _get_origins(cls):
-        return ['sale.subscription.line']
+        return ['sale.subscription.line', 'account.invoice.line']
 
     @classmethod
     def get_origins(cls):

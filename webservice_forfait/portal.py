@@ -2,9 +2,13 @@
 invitations, requests and messages sent from the portal, subscriptions asked
 for there. The pages themselves are in portal_routes."""
 import datetime
+import logging
+import secrets
 import urllib.parse
 from email.utils import formataddr
 
+from trytond.config import config
+from trytond.exceptions import RateLimitException
 from trytond.i18n import gettext
 from trytond.model import ModelView, fields
 from trytond.pool import Pool, PoolMeta
@@ -17,6 +21,8 @@ from .notification import client_addresses, translated
 from .outbox import email_message
 
 INVITATION_VALIDITY = datetime.timedelta(days=7)
+logger = logging.getLogger(__name__)
+_dummy_hash = []
 
 
 def portal_link(path, **query):
@@ -34,6 +40,130 @@ def portal_link(path, **query):
 
 class WebUser(metaclass=PoolMeta):
     __name__ = 'web.user'
+
+    @classmethod
+    def portal_locked(cls, email):
+        """Tell whether logins of email (or from this IP network) are refused:
+        after [session] max_attempt failures within [session] timeout"""
+        Attempt = Pool().get('web.user.authenticate.attempt')
+        return (
+            Attempt.count_ip() > config.getint(
+                'session', 'max_attempt_ip_network', default=300)
+            or Attempt.count(email) > config.getint(
+                'session', 'max_attempt', default=5))
+
+    @classmethod
+    def portal_authenticate(cls, email, password):
+        """Return the user of email and password, or None
+
+        As web.user's authenticate, without sleeping in the worker: while
+        the address or the IP network is locked, attempts are refused at
+        once and not counted, so the lock ends at most [session] timeout
+        after the last wrong password. An unknown address checks a hash as
+        well, so that it takes the time a real one takes."""
+        Attempt = Pool().get('web.user.authenticate.attempt')
+        email = email.lower()
+        if cls.portal_locked(email):
+            raise RateLimitException()
+        users = cls.search([('email', '=', email)], limit=1)
+        hash_ = users[0].password_hash if users else None
+        valid, new_hash = cls.check_password(
+            password, hash_ or cls._dummy_password_hash())
+        if valid and hash_:
+            user, = users
+            if new_hash:
+                logger.info("Update password hash for %s", user.id)
+                with without_check_access():
+                    cls.write([user], {'password_hash': new_hash})
+            Attempt.remove(email)
+            return user
+        Attempt.add(email)
+
+    @classmethod
+    def _dummy_password_hash(cls):
+        "A hash of the current method that no password matches"
+        if not _dummy_hash:
+            _dummy_hash.append(cls.hash_password(secrets.token_hex(32)))
+        return _dummy_hash[0]
+
+    @classmethod
+    def portal_set_password(cls, email, token, password):
+        """Set the password of the reset link's token; return whether it did
+
+        The tokens cannot be guessed: a wrong one is not counted as a failed
+        login (it would let anybody lock the address) and nobody waits. A
+        new password ends the lock of the address."""
+        Attempt = Pool().get('web.user.authenticate.attempt')
+        email = email.lower()
+        users = cls.search([('email', '=', email)], limit=1)
+        if not users or not token:
+            return False
+        user, = users
+        if not (user.reset_password_token and secrets.compare_digest(
+                    user.reset_password_token, token)):
+            return False
+        expire = user.reset_password_token_expire
+        user.clear_reset_password_token()
+        if expire and expire > datetime.datetime.now():
+            user.password = password
+            user.save()
+            Attempt.remove(email)
+            return True
+        user.save()
+        return False
+
+    def notify_pack_order(self, credit):
+        "Tell the client and its account manager that a pack was ordered"
+        pool = Pool()
+        Config = pool.get('forfait.configuration')
+        Outbox = pool.get('forfait.outbox')
+        config = Config(1)
+        party = self.party
+        line = credit.origin
+        name = line.product.rec_name
+        lang = pool.get('ir.lang').get(
+            party.lang.code if party.lang else 'fr')
+        until = lang.strftime(credit.end_date)
+        Outbox.put(email_message(
+                config.email_sender, formataddr((party.rec_name, self.email)),
+                translated(party,
+                    'webservice_forfait.msg_portal_pack_client_subject',
+                    pack=name),
+                translated(party,
+                    'webservice_forfait.msg_portal_pack_client_body',
+                    pack=name, date=until),
+                auto='auto-generated'), resource=credit)
+        manager = party.forfait_manager
+        staff = manager.email if manager and manager.email else (
+            config.email_sender)
+        language = manager.language.code if manager and manager.language else (
+            'fr')
+        with Transaction().set_context(language=language):
+            subject = gettext(
+                'webservice_forfait.msg_portal_pack_staff_subject',
+                party=party.rec_name, pack=name)
+            body = gettext(
+                'webservice_forfait.msg_portal_pack_staff_body',
+                party=party.rec_name, pack=name, email=self.email,
+                invoice=line.invoice.rec_name, date=until)
+        Outbox.put(email_message(
+                config.email_sender, staff, subject, body,
+                auto='auto-generated'), resource=credit)
+
+    @classmethod
+    def set_password(cls, users, name, value):
+        "A new password ends every session but the one setting it"
+        pool = Pool()
+        Session = pool.get('web.user.session')
+        super().set_password(users, name, value)
+        if value == 'x' * 10:
+            return
+        domain = [('user', 'in', [u.id for u in users])]
+        current = Transaction().context.get('web_session')
+        if current:
+            domain.append(('key', '!=', current))
+        with without_check_access():
+            Session.delete(Session.search(domain))
 
     def send_password_link(self, invitation=False):
         "Send the link to set the password, valid for a day or a week"

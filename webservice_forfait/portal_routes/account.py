@@ -8,7 +8,7 @@ from trytond.exceptions import RateLimitException, UserError
 from trytond.protocols.wrappers import Response
 
 from .common import (
-    CSRF_COOKIE, SESSION_COOKIE, form_text, logger, portal_route)
+    CSRF_COOKIE, SESSION_COOKIE, form_text, logger, portal_route, safe_next)
 
 
 @portal_route('/session', login=False)
@@ -24,15 +24,14 @@ def login(portal):
     pool = portal.pool
     User = pool.get('web.user')
     request = portal.request
-    next_ = request.values.get('next', '')
-    if not next_.startswith(portal.base + '/') or '//' in next_[1:]:
-        next_ = portal.url()
+    next_ = safe_next(portal, request.values.get('next', ''))
     if portal.user:
         return redirect(next_, code=303)
     email = form_text(portal, 'email').lower()
     if request.method == 'POST':
         try:
-            user = User.authenticate(email, request.form.get('password', ''))
+            user = User.portal_authenticate(
+                email, request.form.get('password', ''))
         except RateLimitException:
             portal.errors['form'] = portal.text('login_rate_limited')
             return portal.render('login.html', status=429,
@@ -98,7 +97,7 @@ def password_reset(portal):
             except UserError as error:
                 portal.errors['password'] = error.message
         if not portal.errors:
-            if User.set_password_token(email, token, password):
+            if User.portal_set_password(email, token, password):
                 return portal.redirect('login', notice='password_set')
             portal.errors['form'] = portal.text('password_link_invalid')
     return portal.render('password_reset.html',

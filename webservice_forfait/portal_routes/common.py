@@ -22,6 +22,8 @@ from genshi.template import TemplateLoader
 from werkzeug.exceptions import NotFound, RequestEntityTooLarge
 from werkzeug.utils import redirect
 
+from trytond import backend
+from trytond.exceptions import RateLimitException
 from trytond.i18n import gettext
 from trytond.protocols.wrappers import (
     Response, set_max_request_size, with_pool, with_transaction)
@@ -38,6 +40,11 @@ STATIC = {
     'portal.css': 'text/css; charset=utf-8',
     'portal.js': 'text/javascript; charset=utf-8',
     }
+# The largest id a record can have (PostgreSQL's integer, SQLite's too)
+ID_MAX = 2 ** 31 - 1
+FALLBACK_ERROR = (
+    "Une erreur est survenue. Réessayez dans quelques minutes.\n"
+    "An error occurred. Try again in a few minutes.\n")
 SESSION_COOKIE = 'forfait_session'
 CSRF_COOKIE = 'forfait_csrf'
 LANGUAGE_COOKIE = 'forfait_lang'
@@ -77,7 +84,7 @@ STATES = {
     }
 NOTICES = {
     'signed_out', 'password_sent', 'password_set', 'request_created',
-    'message_sent', 'files_added', 'subscription_requested',
+    'message_sent', 'files_added', 'subscription_requested', 'pack_ordered',
     }
 SECTIONS = {
     'dashboard.html': 'dashboard',
@@ -108,6 +115,8 @@ class Portal:
         self.cookies = []
         self.errors = {}
         self.template = None
+        self.user = self.party = self.language_chosen = None
+        self.language = 'fr'
         Company = pool.get('company.company')
         companies = Company.search([], order=[('id', 'ASC')], limit=1)
         self.company = companies[0] if companies else None
@@ -218,41 +227,96 @@ class Portal:
         return self.render('error.html', status=404,
             title=self.text('not_found'), message=self.text('not_found_text'))
 
+    def not_allowed(self, allowed):
+        response = self.render('error.html', status=405,
+            title=self.text('not_allowed'),
+            message=self.text('not_allowed_text'))
+        response.headers['Allow'] = ', '.join(sorted(allowed))
+        return response
+
+    def failed(self):
+        "The page of an unexpected error: nothing of it is kept or shown"
+        Transaction().rollback()
+        self.errors, self.cookies = {}, []
+        try:
+            with Transaction().set_context(language=self.language):
+                return self.render('error.html', status=500,
+                    title=self.text('server_error'),
+                    message=self.text('server_error_text'))
+        except Exception:
+            logger.exception("Portal error page")
+            return Response(
+                FALLBACK_ERROR, status=500,
+                content_type='text/plain; charset=utf-8')
+
     def redirect(self, path='', **query):
         return redirect(self.url(path, **query), code=303)
 
 
-def portal_route(path, methods=('GET',), login=True, uploads=False):
+def portal_route(
+        path, methods=('GET',), login=True, uploads=False, forms=True):
     """Register a portal page: the session, language and company are set,
-    posted forms are checked against CSRF, private pages need a login"""
+    posted forms are checked against CSRF, private pages need a login;
+    other methods, ids no record can have and unexpected errors get the
+    portal's own error page"""
+    allowed = set(methods) | ({'HEAD'} if 'GET' in methods else set())
+
     def decorator(func):
         @wraps(func)
         def page(request, pool, *args, **kwargs):
             portal = Portal(request, pool)
-            company = portal.company.id if portal.company else None
-            with Transaction().set_context(company=company):
-                portal.identify()
-            with Transaction().set_context(
-                    company=company, language=portal.language):
-                if uploads:
-                    request.max_content_length = (
-                        FILES_MAX * max_upload(pool) + 1_000_000)
-                if login and not portal.user:
-                    response = portal.redirect(
-                        'login', next=request.full_path.rstrip('?'))
-                elif request.method == 'POST':
-                    response = check_form(portal) or func(
-                        portal, *args, **kwargs)
-                else:
-                    response = func(portal, *args, **kwargs)
+            try:
+                response = serve(portal, func, login, uploads, forms,
+                    allowed, *args, **kwargs)
+            except (backend.DatabaseOperationalError, RateLimitException):
+                raise
+            except Exception:
+                logger.exception("Portal page %s", request.path)
+                response = portal.failed()
             return portal.finish(response)
         endpoint = with_pool(with_transaction()(page))
         if uploads:
             endpoint = set_max_request_size(UPLOAD_BODY_MAX)(endpoint)
-        app.route(
-            '/<database_name>/portal' + path, methods=list(methods))(endpoint)
+        # every method reaches the page, which answers 405 itself
+        app.route('/<database_name>/portal' + path)(endpoint)
         return func
     return decorator
+
+
+def serve(portal, func, login, uploads, forms, allowed, *args, **kwargs):
+    request, pool = portal.request, portal.pool
+    company = portal.company.id if portal.company else None
+    with Transaction().set_context(company=company):
+        portal.identify()
+    with Transaction().set_context(
+            company=company, language=portal.language):
+        if request.method not in allowed:
+            return portal.not_allowed(allowed)
+        if any(isinstance(v, int) and not 0 < v <= ID_MAX
+                for v in kwargs.values()):
+            return portal.not_found()
+        if uploads:
+            request.max_content_length = (
+                FILES_MAX * max_upload(pool) + 1_000_000)
+        try:
+            if login and not portal.user:
+                return portal.redirect(
+                    'login', next=request.full_path.rstrip('?'))
+            elif request.method == 'POST' and forms:
+                return check_form(portal) or func(portal, *args, **kwargs)
+            else:
+                return func(portal, *args, **kwargs)
+        except NotFound:
+            return portal.not_found()
+
+
+def safe_next(portal, next_):
+    "Return next_ when it is a portal page, else the dashboard"
+    if (not next_.startswith(portal.base + '/')
+            or '//' in next_[1:] or '\\' in next_
+            or any(unicodedata.category(c)[0] == 'C' for c in next_)):
+        return portal.url()
+    return next_
 
 
 def check_form(portal):
@@ -375,3 +439,10 @@ def static(portal, name):
         response = Response(f.read(), content_type=STATIC[name])
     response.headers['Cache-Control'] = 'public, max-age=3600'
     return response
+
+
+@portal_route('/<path:path>', login=False, forms=False, methods=(
+        'GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'))
+def unknown(portal, path):
+    "Any other address of the portal"
+    return portal.not_found()

@@ -5,6 +5,7 @@ import math
 from ..ledger import ZERO, allocate
 from ..party import client_figures, figures_as_of
 from .common import portal_route, state_label
+from .subscribe import renewals
 
 
 @portal_route('/')
@@ -33,7 +34,7 @@ def dashboard(portal):
         party=party, gauges=gauges, recent=recent,
         figures=client_figures(figures), as_of=figures_as_of(today),
         overdraft=figures['forfait_overdraft'],
-        state_label=state_label)
+        state_label=state_label, renewals=renewals(portal))
 
 
 def gauge_pending(pending, credits):

@@ -42,9 +42,13 @@ def requests(portal):
 def request_new(portal):
     Request = portal.pool.get('forfait.request')
     form = portal.request.form if portal.request.method == 'POST' else {}
+    args = portal.request.args
     values = {
-        'subject': form_text(portal, 'subject') if form else '',
-        'category': form_text(portal, 'category') if form else 'content',
+        'subject': form_text(portal, 'subject') if form else (
+            args.get('subject', '').strip()[:SUBJECT_MAX]),
+        'category': form_text(portal, 'category') if form else (
+            args.get('category') if args.get('category') in dict(CATEGORIES)
+            else 'content'),
         'description': form_text(portal, 'description') if form else '',
         }
     if portal.request.method == 'POST':

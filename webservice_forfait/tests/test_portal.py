@@ -14,6 +14,8 @@ from trytond.pool import Pool
 from trytond.tests.test_tryton import DB_NAME, RouteTestCase
 from trytond.transaction import Transaction
 
+from ..ledger import year_end
+from ..portal_routes.common import portal_route
 from .database import count_queries
 from .test_inbound_email import run_committed, use_smtp_server
 
@@ -22,6 +24,14 @@ PASSWORD = 'Zouk-Love-1985'
 PDF = b'%PDF-1.4\n1 0 obj << >> endobj\ntrailer << >>\n%%EOF\n'
 PNG = b'\x89PNG\r\n\x1a\n' + b'\0' * 64
 TOKEN_RE = re.compile(r'name="csrf_token" value="([0-9a-f]+)"')
+
+
+@portal_route('/_test/error')
+def failing_page(portal):
+    "A page that writes then fails as a bug would: the 500 page's case"
+    Party = portal.pool.get('party.party')
+    Party.create([{'name': "Secret party"}])
+    return 1 / 0
 
 
 def csrf(response):
@@ -132,9 +142,10 @@ def set_prices():
         name="Forfaits", accounting=True, account_revenue=revenue,
         customer_taxes=[tax])
     category.save()
-    for key, price in [('1h', 600), ('2h', 1100), ('3h', 1500)]:
+    for key, price in [('forfait_1h', 600), ('forfait_2h', 1100),
+            ('forfait_3h', 1500), ('pack_5h', 300), ('pack_10h', 550)]:
         template = Template(ModelData.get_id(
-                'webservice_forfait', 'template_forfait_%s' % key))
+                'webservice_forfait', 'template_%s' % key))
         template.list_price = Decimal(price)
         template.account_category = category
         template.save()
@@ -655,3 +666,282 @@ class PortalTestCase(RouteTestCase):
             self.assertIn('notice=password_sent', response.location)
         mail, = self.new_mail()
         self.assertEqual(mail['To'], 'chef@rhumerie.mq')
+
+    def test_reset_ends_other_sessions(self):
+        "A password reset or change signs out every other browser"
+        create_client("Librairie Alizés", 'livres@alizes.mq', hours=0)
+        old = self.login('livres@alizes.mq')
+        self.assertEqual(old.get(self.url('session')).status_code, 200)
+
+        def link():
+            User = Pool().get('web.user')
+            user, = User.search([('email', '=', 'livres@alizes.mq')])
+            user.send_password_link()
+            return user.reset_password_token
+        token = in_company(link)
+        query = {'email': 'livres@alizes.mq', 'token': token}
+        client = self.client()
+        page = client.get(
+            self.url('password/reset?' + urllib.parse.urlencode(query)))
+        new = 'Ti-Bo-Bwa-2026'
+        response = client.post(self.url('password/reset'), data=dict(
+                query, password=new, confirm=new, csrf_token=csrf(page)))
+        self.assertEqual(response.status_code, 303, self.text(response))
+        self.assertEqual(old.get(self.url('session')).status_code, 401)
+        self.assertEqual(old.get(self.url()).status_code, 303)
+
+        current = self.login('livres@alizes.mq', new)
+        other = self.login('livres@alizes.mq', new)
+
+        def change():
+            User = Pool().get('web.user')
+            user, = User.search([('email', '=', 'livres@alizes.mq')])
+            with Transaction().set_context(
+                    web_session=current.get_cookie(
+                        'forfait_session',
+                        path='/%s/portal' % self.db_name).value):
+                User.write([user], {'password': 'Zandoli-Vert-2027'})
+        in_company(change)
+        self.assertEqual(other.get(self.url('session')).status_code, 401)
+        self.assertEqual(current.get(self.url('session')).status_code, 200)
+
+    def test_login_unknown_address_checks_a_hash(self):
+        "An unknown address costs a password check, as a real one does"
+        create_client("Cave à Rhum", 'cave@rhum.mq', hours=0)
+        checked = []
+        with Transaction().start(DB_NAME, 0):
+            User = Pool().get('web.user')
+        original = User.check_password.__func__
+
+        def check_password(cls, password, hash_):
+            checked.append(hash_)
+            return original(cls, password, hash_)
+        User.check_password = classmethod(check_password)
+        self.addCleanup(delattr, User, 'check_password')
+        for email in ['cave@rhum.mq', 'personne@rhum.mq']:
+            client = self.client()
+            page = client.get(self.url('login'))
+            response = client.post(self.url('login'), data={
+                    'email': email, 'password': 'wrong',
+                    'csrf_token': csrf(page)})
+            self.assertEqual(response.status_code, 401)
+        self.assertEqual(len(checked), 2)
+        real, dummy = checked
+        self.assertTrue(dummy)
+        self.assertNotEqual(real, dummy)
+        self.assertEqual(real.split('$')[1], dummy.split('$')[1])
+
+    def test_login_lock_is_bounded(self):
+        """A locked address is refused at once without counting the attempt,
+        is open again when its failures are older than the session timeout,
+        and a password reset opens it at once"""
+        create_client("Ferme Aquacole", 'ferme@aqua.mq', hours=0)
+
+        def attempt(password):
+            client = self.client()
+            page = client.get(self.url('login'))
+            return client.post(self.url('login'), data={
+                    'email': 'ferme@aqua.mq', 'password': password,
+                    'csrf_token': csrf(page)}).status_code
+
+        def attempts():
+            with Transaction().start(DB_NAME, 0):
+                Attempt = Pool().get('web.user.authenticate.attempt')
+                return Attempt.search_count([('login', '=', 'ferme@aqua.mq')])
+
+        def age(seconds):
+            with Transaction().start(DB_NAME, 0) as transaction:
+                Attempt = Pool().get('web.user.authenticate.attempt')
+                table = Attempt.__table__()
+                transaction.connection.cursor().execute(*table.update(
+                        [table.create_date],
+                        [dt.datetime.now() - dt.timedelta(seconds=seconds)],
+                        where=table.login == 'ferme@aqua.mq'))
+                transaction.commit()
+        self.assertEqual([attempt('wrong'), attempt('wrong')], [401, 401])
+        counted = attempts()
+        self.assertEqual(counted, 2)
+        self.assertEqual(
+            [attempt('wrong'), attempt('wrong'), attempt(PASSWORD)],
+            [429, 429, 429])
+        self.assertEqual(attempts(), counted)
+
+        timeout = config.getint('session', 'timeout')
+        age(timeout - 5)
+        self.assertEqual(attempt(PASSWORD), 429)
+        age(timeout + 1)
+        self.assertEqual(attempt(PASSWORD), 303)
+
+        self.assertEqual([attempt('x'), attempt('x'), attempt('x')],
+            [401, 401, 429])
+
+        def link():
+            User = Pool().get('web.user')
+            user, = User.search([('email', '=', 'ferme@aqua.mq')])
+            user.send_password_link()
+            return user.reset_password_token
+        query = {'email': 'ferme@aqua.mq', 'token': in_company(link)}
+        client = self.client()
+        page = client.get(
+            self.url('password/reset?' + urllib.parse.urlencode(query)))
+        response = client.post(self.url('password/reset'), data=dict(
+                query, password=PASSWORD, confirm=PASSWORD,
+                csrf_token=csrf(page)))
+        self.assertEqual(response.status_code, 303)
+        self.assertEqual(attempt(PASSWORD), 303)
+
+    def test_reset_wrong_token_does_not_lock(self):
+        "Wrong reset links are refused without locking the login"
+        create_client("Kiosque", 'kiosque@plage.mq', hours=0)
+        client = self.client()
+        for _ in range(4):
+            page = client.get(self.url(
+                    'password/reset?email=kiosque@plage.mq&token=bad'))
+            response = client.post(self.url('password/reset'), data={
+                    'email': 'kiosque@plage.mq', 'token': 'bad',
+                    'password': PASSWORD, 'confirm': PASSWORD,
+                    'csrf_token': csrf(page)})
+            self.assertIn("Ce lien n'est pas valide", self.text(response))
+        self.login('kiosque@plage.mq')
+
+    def test_out_of_range_ids(self):
+        "Ids no record can have are 404, with no database text"
+        party = create_client("Marina", 'port@marina.mq', hours=1)
+        number = close_request(party, HOUR)
+        client = self.login('port@marina.mq')
+        huge = '9' * 24
+        for path in [
+                'forfaits/%s/statement.pdf' % huge,
+                'forfaits/0/statement.pdf',
+                'requests/%s/files/%s' % (number, huge),
+                'invoices/%s.pdf' % huge,
+                ]:
+            with self.subTest(path=path):
+                response = client.get(self.url(path))
+                self.assertEqual(response.status_code, 404)
+                page = self.text(response)
+                self.assertIn("Page introuvable", page)
+                self.assertNotIn("int", page.split('<main>')[1].lower()
+                    .replace('introuvable', ''))
+
+    def test_error_pages(self):
+        "404, 405 and 500 are the portal's own French page, with a way back"
+        create_client("Boucherie", 'boucherie@bourg.mq', hours=0)
+        client = self.login('boucherie@bourg.mq')
+        cases = [
+            ('get', 'nothing/here', 404, "Page introuvable"),
+            ('get', 'logout', 405, "Action impossible"),
+            ('get', '_test/error', 500, "Une erreur est survenue"),
+            ]
+        for method, path, status, title in cases:
+            with self.subTest(path=path, method=method):
+                response = getattr(client, method)(self.url(path))
+                self.assertEqual(response.status_code, status)
+                page = self.text(response)
+                self.assertIn(title, page)
+                self.assertIn('href="/%s/portal/"' % self.db_name, page)
+                self.assertIn('lang="fr"', page)
+                for secret in ["Secret", "Traceback", "ZeroDivision"]:
+                    self.assertNotIn(secret, page)
+        self.assertIn('POST', client.get(self.url('logout')).headers['Allow'])
+        anonymous = self.client().get(self.url('nothing/here'))
+        self.assertEqual(anonymous.status_code, 404)
+        self.assertIn("Page introuvable", self.text(anonymous))
+        with Transaction().start(DB_NAME, 0):
+            Party = Pool().get('party.party')
+            self.assertFalse(Party.search([('name', '=', "Secret party")]))
+
+    def test_next_control_characters(self):
+        "A next with CR, LF or another control character goes home"
+        create_client("Quincaillerie", 'quinc@bourg.mq', hours=0)
+        client = self.login('quinc@bourg.mq')
+        base = '/%s/portal/' % self.db_name
+        for next_ in [base + 'requests\r\nSet-Cookie: a=b',
+                base + 'requests\x00', base + 'requests\tx',
+                base + 'requests\x7f']:
+            with self.subTest(next=next_):
+                response = client.get(self.url(
+                        'login?' + urllib.parse.urlencode({'next': next_})))
+                self.assertEqual(response.status_code, 303)
+                self.assertEqual(
+                    urllib.parse.urlsplit(response.location).path, base)
+                self.assertNotIn('a=b', str(response.headers))
+                anonymous = self.client()
+                page = anonymous.get(self.url('login'))
+                response = anonymous.post(self.url('login'), data={
+                        'email': 'quinc@bourg.mq', 'password': PASSWORD,
+                        'next': next_, 'csrf_token': csrf(page)})
+                self.assertEqual(response.status_code, 303)
+                self.assertEqual(
+                    urllib.parse.urlsplit(response.location).path, base)
+        response = client.get(self.url(
+                'login?next=' + urllib.parse.quote(base + 'requests')))
+        self.assertTrue(response.location.endswith(base + 'requests'))
+
+    def test_pack_in_overdraft(self):
+        """A client in overdraft orders a 5 h pack: credited at once for 12
+        months, the overdraft taken first, a draft invoice for the agency"""
+        party = create_client("Salon Kréyol", 'salon@kreyol.mq', hours=2)
+        close_request(party, 3 * HOUR)
+        in_company(set_prices)
+        with Transaction().start(DB_NAME, 0):
+            ModelData = Pool().get('ir.model.data')
+            pack = ModelData.get_id('webservice_forfait', 'product_pack_5h')
+            forfait = ModelData.get_id(
+                'webservice_forfait', 'product_forfait_2h')
+        client = self.login('salon@kreyol.mq')
+        self.assertIn("Vous avez utilisé 1:00 de plus",
+            self.text(client.get(self.url())))
+        page = self.text(client.get(self.url('subscribe')))
+        self.assertIn("Heures supplémentaires", page)
+        self.assertIn("5:00 de plus", page)
+        self.assertIn("300,00", page)
+        self.assertIn("360,00\xa0usd TTC", page)
+
+        for choice in ['999999', str(forfait), '', '1 OR 1=1']:
+            with self.subTest(choice=choice):
+                response = self.post(
+                    client, 'packs', {'product': choice}, page='subscribe')
+                self.assertEqual(response.status_code, 400)
+                self.assertIn(
+                    "Choisissez l'un des packs proposés", self.text(response))
+        self.sent = len(self.smtp.messages)
+        response = self.post(
+            client, 'packs', {'product': str(pack)}, page='subscribe')
+        self.assertEqual(response.status_code, 303, self.text(response))
+        self.assertIn('notice=pack_ordered', response.location)
+
+        with Transaction().start(DB_NAME, 0):
+            pool = Pool()
+            Credit = pool.get('forfait.credit')
+            Consumption = pool.get('forfait.consumption')
+            Date = pool.get('ir.date')
+            credit, = Credit.search([
+                    ('party', '=', party), ('origin', '!=', None)])
+            today = Date.today()
+            self.assertEqual(credit.hours, 5 * HOUR)
+            self.assertEqual(credit.start_date, today)
+            self.assertEqual(credit.end_date, year_end(today))
+            self.assertEqual(credit.consumed, HOUR)
+            self.assertEqual(credit.remaining, 4 * HOUR)
+            overdraft = Consumption.search([
+                    ('party', '=', party), ('credit', '=', None)])
+            self.assertEqual(
+                sum((c.duration for c in overdraft), dt.timedelta()),
+                dt.timedelta())
+            line = credit.origin
+            self.assertEqual(line.product.id, pack)
+            invoice = line.invoice
+            self.assertEqual(invoice.state, 'draft')
+            self.assertEqual(invoice.type, 'out')
+            self.assertEqual(invoice.party.id, party)
+            self.assertEqual(invoice.untaxed_amount, Decimal('300'))
+            self.assertEqual(invoice.tax_amount, Decimal('60'))
+        recipients = sorted(str(m['To']) for m in self.new_mail())
+        self.assertEqual(len(recipients), 2)
+        self.assertIn('salon@kreyol.mq', ' '.join(recipients))
+        self.assertIn('update@webservice.mq', ' '.join(recipients))
+
+        page = self.text(client.get(response.location))
+        self.assertIn("Vos heures supplémentaires sont créditées", page)
+        self.assertNotIn("Vous avez utilisé", page)
