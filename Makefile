@@ -39,6 +39,8 @@ $(VENV)/.installed: pyproject.toml
 $(SAO)/.installed:
 	mkdir -p .cache
 	cd .cache && rm -rf sao package tryton-sao-*.tgz && npm pack -q tryton-sao@$(SAO_VERSION) >/dev/null && tar xzf tryton-sao-$(SAO_VERSION).tgz && mv package sao && rm tryton-sao-$(SAO_VERSION).tgz
+	# sao's devDependencies (puppeteer...) need versions the registry may lack: drop them
+	cd $(SAO) && node -e "const f='package.json', p=JSON.parse(require('fs').readFileSync(f)); delete p.devDependencies; require('fs').writeFileSync(f, JSON.stringify(p, null, 2))"
 	cd $(SAO) && npm install -q --omit=dev --legacy-peer-deps --no-audit --no-fund >/dev/null
 	touch $@
 
@@ -108,10 +110,12 @@ bench: $(VENV)/.installed system-deps
 	$(BIN)/python bench/posting.py --uri $(PG_URI)
 	$(BIN)/python bench/portal.py --uri $(PG_URI) --size $(lastword $(BENCH_SIZES))
 
-# The portal's pages at desktop and phone width, into the documentation.
+# The portal's pages at desktop and phone width, and the staff's reply walk, into the documentation.
 screenshots: $(VENV)/.installed system-deps
 	DB_CACHE=$(CACHE)/db-sqlite-$(SCHEMA_KEY) FORFAIT_SCREENSHOTS=$(CURDIR)/webservice_forfait/doc/portal \
 		$(BIN)/python -m pytest -q tests/test_portal_browser.py
+	DB_CACHE=$(CACHE)/db-sqlite-$(SCHEMA_KEY) FORFAIT_SCREENSHOTS=$(CURDIR)/webservice_forfait/doc/staff \
+		$(BIN)/python -m pytest -q tests/test_staff_browser.py
 
 clean:
 	rm -rf $(VENV) .cache $(DEMO_DIR)

@@ -125,6 +125,25 @@ class Configuration(ModelSingleton, ModelSQL, ModelView):
             ('portal_max_upload', '>', 0)],
         help="In bytes: the largest file a client may attach in the portal.")
 
+    assignment_rule = fields.Selection([
+            ('manager_round_robin',
+                "Account manager, else round-robin among the staff"),
+            ('manager', "Account manager"),
+            ('round_robin', "Round-robin among the staff"),
+            ('none', "Nobody"),
+            ], "Assignment Rule", required=True, sort=False,
+        help="Who a new request is assigned to: the client's account "
+        "manager, or else in turn the users of the Forfait group who are "
+        "employees of the company; or nobody.")
+    notify_staff_email = fields.Boolean(
+        "E-mail Staff on Client Messages",
+        help="Besides the notification in Tryton, e-mail a client's message "
+        "to the request's assignee (or the staff when unassigned).")
+
+    @classmethod
+    def default_assignment_rule(cls):
+        return 'manager_round_robin'
+
     @classmethod
     def default_notify_report(cls):
         return True

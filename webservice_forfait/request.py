@@ -32,6 +32,8 @@ class Request(Workflow, ModelSQL, ModelView, ChatMixin):
     __name__ = 'forfait.request'
     __string__ = "Update Request"
     _rec_name = 'number'
+    # Fields the conversation changes on done and cancelled requests too
+    _writable_when_closed = {'assignee', 'to_answer'}
 
     _readonly = Eval('state').in_(['done', 'cancelled'])
 
