@@ -1,19 +1,25 @@
 "The e-mail channel: received mail becomes requests or conversation"
 import traceback
-from email.utils import formataddr
+from email.utils import formataddr, quote
 
+from sql import Null
+from sql.aggregate import Min
 from sql.functions import Lower
 
+from trytond import backend
 from trytond.i18n import gettext
-from trytond.model import Index, ModelView, fields
+from trytond.model import Index, ModelView, Unique, fields
 from trytond.modules.inbound_email.ir import DESTINATION_RE
 from trytond.pool import Pool, PoolMeta
 from trytond.pyson import Eval
 from trytond.transaction import Transaction, without_check_access
 
-from .mail import parse
+from .mail import as_dict, headers, headers_size, parse
 from .notification import figures_for
-from .outbox import email_message, message_id
+from .outbox import email_message
+
+# above it the strict header registry of inbound_email is not linear
+STRICT_HEADERS_SIZE = 64_000
 
 
 class Rule(metaclass=PoolMeta):
@@ -41,8 +47,17 @@ class Email(metaclass=PoolMeta):
         help="What the forfait e-mail channel did with the message.")
     forfait_error = fields.Text(
         "Forfait Error", readonly=True,
-        states={'invisible': Eval('forfait_state') != 'error'})
+        states={'invisible': ~Eval('forfait_error')},
+        help="Why the processing failed, or what could not be done "
+        "around a processed message (the acknowledgement).")
     forfait_message_id = fields.Char("Message-ID", readonly=True)
+    forfait_message_claim = fields.Char(
+        "Message-ID Claimed", readonly=True,
+        help="The Message-ID of the one message of the inbox processed "
+        "for it: unique, so a second delivery is a duplicate whatever "
+        "the timing.")
+    forfait_sender = fields.Char("Sender", readonly=True)
+    forfait_subject = fields.Char("Subject", readonly=True)
 
     @classmethod
     def __setup__(cls):
@@ -50,25 +65,74 @@ class Email(metaclass=PoolMeta):
         t = cls.__table__()
         cls._sql_indexes.add(
             Index(t, (t.forfait_message_id, Index.Equality())))
+        cls._sql_constraints += [
+            ('forfait_message_claim_unique',
+                Unique(t, t.inbox, t.forfait_message_claim),
+                'webservice_forfait.msg_email_message_claim_unique'),
+            ]
         cls._buttons.update(
             forfait_retry={
-                'invisible': ~Eval('forfait_state').in_(['error', 'received']),
-                'depends': ['forfait_state'],
+                'invisible': ~Eval('forfait_state').in_(['error', 'received'])
+                & ~((Eval('forfait_state') == 'processed')
+                    & Eval('forfait_error')),
+                'depends': ['forfait_state', 'forfait_error'],
                 })
+
+    @classmethod
+    def __register__(cls, module):
+        table_h = cls.__table_handler__(module)
+        claims = not table_h.column_exist('forfait_message_claim')
+        super().__register__(module)
+        if claims:
+            # the messages processed before claims existed claim their id
+            table = cls.__table__()
+            first = cls.__table__()
+            cursor = Transaction().connection.cursor()
+            cursor.execute(*table.update(
+                    [table.forfait_message_claim],
+                    [table.forfait_message_id],
+                    where=table.id.in_(first.select(
+                            Min(first.id),
+                            where=first.forfait_state.in_(
+                                ['processed', 'ignored', 'rejected'])
+                            & (first.forfait_message_id != Null),
+                            group_by=[first.inbox, first.forfait_message_id]
+                            ))))
+
+    def _as_dict(self, raw):
+        """What the rules match on: read leniently when the strict header
+        registry would raise or take too long, so that matching never
+        prevents the message from being stored"""
+        data = raw.encode('utf-8', 'surrogateescape') if isinstance(
+            raw, str) else (raw or b'')
+        if headers_size(data) <= STRICT_HEADERS_SIZE:
+            try:
+                return super()._as_dict(raw)
+            except Exception:
+                pass
+        return as_dict(data)
 
     @classmethod
     def forfait_receive(cls, email_, rule):
         "Rule action: keep the message, then process it in its own task"
         email_.forfait_state = 'received'
-        email_.forfait_message_id = message_id(email_.data)
+        head = headers(email_.data)
+        email_.forfait_message_id = head.message_id
+        email_.forfait_sender = head.sender
+        email_.forfait_subject = head.subject[:250]
         email_.save()
         cls.__queue__.forfait_process([email_])
 
     @classmethod
     @ModelView.button
     def forfait_retry(cls, emails):
+        "Process again, or only follow up a processed message that failed to"
         for email_ in emails:
-            cls.__queue__.forfait_process([email_])
+            if email_.forfait_state == 'processed':
+                if email_.forfait_error:
+                    cls.__queue__.forfait_follow_up([email_])
+            else:
+                cls.__queue__.forfait_process([email_])
 
     @classmethod
     def forfait_process(cls, emails):
@@ -87,9 +151,10 @@ class Email(metaclass=PoolMeta):
             companies = Company.search([], order=[('id', 'ASC')], limit=1)
             company = companies[0].id if companies else None
         for email_ in emails:
+            follow_up = False
             try:
                 with transaction.set_context(company=company):
-                    result, state = email_._forfait_handle()
+                    result, state, follow_up = email_._forfait_handle()
             except Exception:
                 transaction.rollback()
                 email_ = cls(email_.id)
@@ -101,35 +166,85 @@ class Email(metaclass=PoolMeta):
             if result:
                 email_.result = result
             email_.save()
+            if follow_up:
+                cls.__queue__.forfait_follow_up([email_])
+
+    def _forfait_claim(self, message_id):
+        """Claim message_id for this message; False when another message
+        of the inbox holds it (the unique index decides, whatever the
+        timing: a concurrent claim waits for the first to end)"""
+        table = self.__table__()
+        cursor = Transaction().connection.cursor()
+        cursor.execute('SAVEPOINT forfait_claim')
+        try:
+            cursor.execute(*table.update(
+                    [table.forfait_message_claim], [message_id],
+                    where=table.id == self.id))
+        except backend.DatabaseIntegrityError:
+            cursor.execute('ROLLBACK TO SAVEPOINT forfait_claim')
+            return False
+        cursor.execute('RELEASE SAVEPOINT forfait_claim')
+        return True
 
     def _forfait_handle(self):
+        """Return the request, the final state and whether the request is
+        new (its acknowledgement and follower then come in a task)"""
         pool = Pool()
         Config = pool.get('forfait.configuration')
         Request = pool.get('forfait.request')
         config = Config(1)
         mail = parse(self.data)
         self.forfait_message_id = mail.message_id
-        if mail.message_id and self.search([
-                    ('forfait_message_id', '=', mail.message_id),
-                    ('id', '!=', self.id),
-                    ('forfait_state', 'in',
-                        ['processed', 'ignored', 'rejected']),
-                    ], limit=1):
-            return None, 'duplicate'
+        if mail.message_id and (self.search([
+                        ('forfait_message_id', '=', mail.message_id),
+                        ('inbox', '=', self.inbox.id),
+                        ('id', '!=', self.id),
+                        ('forfait_state', 'in',
+                            ['processed', 'ignored', 'rejected']),
+                        ], limit=1)
+                or not self._forfait_claim(mail.message_id)):
+            return None, 'duplicate', False
         if mail.automatic:
-            return None, 'ignored'
+            return None, 'ignored', False
         if config.email_max_size and len(self.data) > config.email_max_size:
             if mail.sender:
                 Request.send_size_notice(mail, config)
-            return None, 'rejected'
+            return None, 'rejected', False
         parties = Request.parties_by_email(mail.sender)
         party = parties[0] if len(parties) == 1 else None
         request = Request.thread_of(mail)
         if request and party and request.party == party:
             request.append_email(mail)
-            return request, 'processed'
+            return request, 'processed', False
         request = Request.create_from_email(mail, party)
-        return request, 'processed'
+        return request, 'processed', bool(mail.sender)
+
+    @classmethod
+    def forfait_follow_up(cls, emails):
+        """Subscribe the sender of a new request and acknowledge it: a
+        failure is noted on the message and never undoes the request"""
+        transaction = Transaction()
+        for email_ in emails:
+            request = email_.result
+            if not request or request.__name__ != 'forfait.request':
+                continue
+            head = headers(email_.data)
+            if not head.sender:
+                continue
+            try:
+                with transaction.set_context(company=request.company.id):
+                    request.follow_up(
+                        head.sender, head.sender_name, head.message_id)
+                if email_.forfait_error:
+                    email_.forfait_error = None
+                    email_.save()
+            except Exception as exception:
+                transaction.rollback()
+                email_ = cls(email_.id)
+                email_.forfait_error = gettext(
+                    'webservice_forfait.msg_email_follow_up_failed',
+                    error=str(exception) or repr(exception))
+                email_.save()
 
     @classmethod
     def forfait_fetch_mailboxes(cls):
@@ -232,30 +347,37 @@ class Request(metaclass=PoolMeta):
     @classmethod
     def create_from_email(cls, mail, party):
         "Create a request from a received mail; triage when no party"
-        pool = Pool()
-        Channel = pool.get('ir.chat.channel')
         contact = None
         if party:
             contacts = [
                 c for c in party.contact_mechanisms
                 if c.type == 'email' and c.value.lower() == mail.sender]
             contact = contacts[0] if contacts else None
+        description = mail.text
+        if not description and mail.attachments:
+            # a message that is only a file: its name, never its bytes
+            description = gettext(
+                'webservice_forfait.msg_email_files_only',
+                files=', '.join(n for n, _, _ in mail.attachments))
         request = cls(
             party=party, contact=contact, channel='email',
             subject=(mail.subject or gettext(
                     'webservice_forfait.msg_email_no_subject'))[:250],
-            description=mail.text, email_sender=mail.sender,
+            description=description, email_sender=mail.sender,
             email_message_id=None)
         with without_check_access():
             request.save()
         request.attach_files(mail.attachments)
-        if party and mail.sender:
-            with without_check_access():
-                Channel.subscribe_email(request, mail.sender)
-        if mail.sender:
-            request.acknowledge(
-                mail.sender, mail.sender_name, in_reply_to=mail.message_id)
         return request
+
+    def follow_up(self, sender, name=None, in_reply_to=None):
+        "Subscribe the sender of a new request, then acknowledge it once"
+        Channel = Pool().get('ir.chat.channel')
+        if self.party:
+            with without_check_access():
+                Channel.subscribe_email(self, sender)
+        if not self.email_message_id:
+            self.acknowledge(sender, name, in_reply_to=in_reply_to)
 
     def acknowledge(self, address, name=None, in_reply_to=None):
         "Send the acknowledgement with the number and the hours available"
@@ -278,7 +400,7 @@ class Request(metaclass=PoolMeta):
                     'webservice_forfait.msg_ack_body_unknown',
                     number=self.number, subject=self.subject)
         message = email_message(
-            config.email_sender, formataddr((name, address)), subject, body,
+            config.email_sender, _recipient(name, address), subject, body,
             in_reply_to=in_reply_to)
         self.email_message_id = str(message['Message-ID'])
         self.save()
@@ -301,3 +423,13 @@ class Request(metaclass=PoolMeta):
         if self.party and self.party.lang:
             return self.party.lang.code
         return 'fr'
+
+
+def _recipient(name, address):
+    """Return the To header of name and address; an international address
+    (RFC 6532) is written as is, formataddr() cannot encode it"""
+    name = ' '.join((name or '').split())
+    try:
+        return formataddr((name, address))
+    except UnicodeError:
+        return '"%s" <%s>' % (quote(name), address) if name else address

@@ -5,13 +5,14 @@ Postfix or Exim alias:
     update: "|forfait-mail-to-inbox https://erp/DB/inbound_email/inbox/ID"
 
 The exit status 75 (temporary failure) makes the MTA keep the message
-and try again, so nothing is lost while the ERP is unreachable.
+and try again, so nothing is lost while the ERP is unreachable; 65 (data
+error) for an empty message makes it bounce to the sender.
 """
 import sys
 import urllib.error
 import urllib.request
 
-EX_OK, EX_USAGE, EX_TEMPFAIL = 0, 64, 75
+EX_OK, EX_USAGE, EX_DATAERR, EX_TEMPFAIL = 0, 64, 65, 75
 
 
 def main(argv=None, stdin=None):
@@ -20,6 +21,10 @@ def main(argv=None, stdin=None):
         print("usage: forfait-mail-to-inbox INBOX_URL", file=sys.stderr)
         return EX_USAGE
     data = (stdin or sys.stdin.buffer).read()
+    if not data.strip():
+        # nothing to keep: the MTA bounces it to its sender with this
+        print("empty message refused", file=sys.stderr)
+        return EX_DATAERR
     request = urllib.request.Request(
         argv[0] + ('&' if '?' in argv[0] else '?') + 'type=raw',
         data=data, method='POST',
