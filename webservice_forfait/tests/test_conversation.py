@@ -242,6 +242,17 @@ class ConversationTestCase(RouteTestCase):
         party = self.client_party(
             "Pharmacie du Bourg", 'contact@pharmacie-bourg.mq')
 
+        def triaged():
+            Request = Pool().get('forfait.request')
+            request, = Request.search(
+                [('subject', '=', "Site de la pharmacie")])
+            return request.id, request.to_answer
+        request, to_answer = read(triaged)
+        # a new request of a client waits for an answer; nobody is
+        # assigned, so the staff is told
+        self.assertTrue(to_answer)
+        self.assertEqual(notified(request), sorted(STAFF))
+
         def triage():
             Request = Pool().get('forfait.request')
             request, = Request.search(
@@ -392,6 +403,8 @@ class ConversationTestCase(RouteTestCase):
             Request(request).post_from_portal(user_, "Merci !")
         in_company(client_writes)
         self.assertTrue(self.get(request)['to_answer'])
+        # unassigned: the whole staff is told
+        self.assertEqual(notified(request), sorted(STAFF))
 
         def dismiss():
             Request = Pool().get('forfait.request')
@@ -560,6 +573,17 @@ class ConversationTestCase(RouteTestCase):
         count(1)  # warm the caches
         counts = [count(1), count(200)]
         self.assertEqual(counts[0], counts[1], counts)
+
+
+def notified(request_id):
+    "The logins told about the request by a notification"
+    def notified():
+        Notification = Pool().get('res.notification')
+        return sorted(n.user.login for n in Notification.search([
+                    ('model', '=', 'forfait.request'),
+                    ('records', '=', '[%s]' % request_id),
+                    ]))
+    return read(notified)
 
 
 def channel_messages(channel):
