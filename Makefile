@@ -26,7 +26,7 @@ export TRYTOND_EMAIL__FROM ?= webservice-forfait@localhost
 # wrk for the portal's benchmark.
 SYSTEM_PACKAGES := dovecot-imapd poppler-utils chromium chromium-driver wrk
 
-.PHONY: system-deps install demo demo-reset demo-db test test-sqlite test-postgresql lint bench screenshots clean
+.PHONY: system-deps install demo demo-reset demo-db test test-sqlite test-postgresql lint bench screenshots fuzz clean
 
 install: $(VENV)/.installed
 
@@ -109,6 +109,17 @@ bench: $(VENV)/.installed system-deps
 	$(BIN)/python bench/balances.py --uri $(PG_URI) --sizes $(BENCH_SIZES) --memory $(lastword $(BENCH_SIZES))
 	$(BIN)/python bench/posting.py --uri $(PG_URI)
 	$(BIN)/python bench/portal.py --uri $(PG_URI) --size $(lastword $(BENCH_SIZES))
+
+# The e-mail fuzzers at length (not part of `make test`): FUZZ_EXAMPLES
+# MIME trees read by the parser, a tenth of them posted through the inbox
+# route, and as many mutations of the corpus, on SQLite, new examples
+# each run.
+FUZZ_EXAMPLES ?= 5000
+fuzz: $(VENV)/.installed
+	FORFAIT_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FORFAIT_FUZZ_DB_EXAMPLES=$$(( $(FUZZ_EXAMPLES) / 10 )) \
+	FORFAIT_MUTATIONS=$(FUZZ_EXAMPLES) FORFAIT_MUTATIONS_SEED=$$(date +%s) FORFAIT_FUZZ_RANDOM=1 \
+		DB_CACHE=$(CACHE)/db-sqlite-$(SCHEMA_KEY) $(BIN)/python -m pytest -q -p no:warnings \
+		webservice_forfait/tests/test_mail_fuzz.py webservice_forfait/tests/test_mail_mutations.py
 
 # The portal's pages at desktop and phone width, and the staff's reply walk, into the documentation.
 screenshots: $(VENV)/.installed system-deps
