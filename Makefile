@@ -81,7 +81,7 @@ system-deps:
 			echo "Missing $(SYSTEM_PACKAGES) (apt-get install $(SYSTEM_PACKAGES)): the IMAP, PDF and browser tests will be skipped."; \
 		fi; }
 
-test: $(VENV)/.installed system-deps
+test: $(VENV)/.installed $(SAO)/.installed system-deps
 	$(MAKE) test-sqlite
 	@if $(BIN)/python -c "import psycopg, sys; psycopg.connect('$(PG_URI)postgres', connect_timeout=3).close()" 2>/dev/null; then \
 		$(MAKE) test-postgresql; \

@@ -50,6 +50,7 @@ class StaffBrowserTestCase(unittest.TestCase):
             raise RuntimeError("The staff server did not start: %r" % line)
         _, port, cls.login, cls.password = line.split()
         cls.base = 'http://127.0.0.1:%s/' % port
+        cls.database = env['DB_NAME']
 
         options = webdriver.ChromeOptions()
         options.binary_location = CHROMIUM
@@ -105,8 +106,16 @@ class StaffBrowserTestCase(unittest.TestCase):
     def test_reply_from_my_requests(self):
         from selenium.webdriver.common.action_chains import ActionChains
         from selenium.webdriver.common.keys import Keys
+        from selenium.webdriver.support.ui import Select
         browser = self.browser
         browser.get(self.base)
+        # on PostgreSQL the server lists every database of the cluster
+        self.wait(lambda b: any(e.is_displayed() for e in b.find_elements(
+                    'css selector', 'select#database option, '
+                    'input#database[readonly]')))
+        database = self.find('select#database')
+        if database.is_displayed():
+            Select(database).select_by_value(self.database)
         self.find('#login').send_keys(self.login, Keys.RETURN)
         password = self.find('input[type=password]')
         password.send_keys(self.password, Keys.RETURN)
