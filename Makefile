@@ -23,8 +23,10 @@ export TRYTOND_EMAIL__FROM ?= webservice-forfait@localhost
 
 # Debian packages the tests need: a real Dovecot for the IMAP tests,
 # pdftotext to read the PDF reports, Chromium for the portal's browser test,
-# wrk for the portal's benchmark.
-SYSTEM_PACKAGES := dovecot-imapd poppler-utils chromium chromium-driver wrk
+# wrk for the portal's benchmark; LibreOffice converts Tryton's invoice
+# (an ODT template) to the PDF clients download from the portal.
+SYSTEM_PACKAGES := dovecot-imapd poppler-utils chromium chromium-driver wrk \
+	libreoffice-writer-nogui
 
 .PHONY: system-deps install demo demo-reset demo-db test test-sqlite test-postgresql lint bench screenshots fuzz clean
 
@@ -81,7 +83,12 @@ system-deps:
 			echo "Missing $(SYSTEM_PACKAGES) (apt-get install $(SYSTEM_PACKAGES)): the IMAP, PDF and browser tests will be skipped."; \
 		fi; }
 
-test: $(VENV)/.installed $(SAO)/.installed system-deps
+# axe-core, injected by the portal's browser test (package.json)
+node_modules/.installed: package.json
+	npm install -q --no-audit --no-fund >/dev/null
+	touch $@
+
+test: $(VENV)/.installed $(SAO)/.installed system-deps node_modules/.installed
 	$(MAKE) test-sqlite
 	@if $(BIN)/python -c "import psycopg, sys; psycopg.connect('$(PG_URI)postgres', connect_timeout=3).close()" 2>/dev/null; then \
 		$(MAKE) test-postgresql; \
@@ -122,11 +129,11 @@ fuzz: $(VENV)/.installed
 		webservice_forfait/tests/test_mail_fuzz.py webservice_forfait/tests/test_mail_mutations.py
 
 # The portal's pages at desktop and phone width, and the staff's reply walk, into the documentation.
-screenshots: $(VENV)/.installed system-deps
+screenshots: $(VENV)/.installed system-deps node_modules/.installed
 	DB_CACHE=$(CACHE)/db-sqlite-$(SCHEMA_KEY) FORFAIT_SCREENSHOTS=$(CURDIR)/webservice_forfait/doc/portal \
 		$(BIN)/python -m pytest -q tests/test_portal_browser.py
 	DB_CACHE=$(CACHE)/db-sqlite-$(SCHEMA_KEY) FORFAIT_SCREENSHOTS=$(CURDIR)/webservice_forfait/doc/staff \
 		$(BIN)/python -m pytest -q tests/test_staff_browser.py
 
 clean:
-	rm -rf $(VENV) .cache $(DEMO_DIR)
+	rm -rf $(VENV) .cache $(DEMO_DIR) node_modules

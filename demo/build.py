@@ -99,7 +99,7 @@ REQUESTS = [
         'animations', 'portal', d(5, 6), 'done', [
             (1, d(5, 7), '2:00', "Maquette de la bannière", True),
             (1, d(5, 11), '2:00', "Animation et intégration", True),
-            (0, d(5, 11), '0:20', "Vérification sur mobile (offert)", False),
+            (0, d(5, 11), '0:20', "Vérification sur mobile", False),
             ]),
     ('lucette', "Créneaux de retrait pour la commande en ligne",
         "Les clients doivent pouvoir choisir un créneau de retrait "
@@ -108,7 +108,7 @@ REQUESTS = [
             (0, d(9, 3), '2:00', "Paramétrage du module de réservation",
                 True),
             (0, d(9, 4), '1:20', "Tests de commande et corrections", True),
-            (0, d(9, 4), '0:30', "Explications au téléphone (offert)",
+            (0, d(9, 4), '0:30', "Explications au téléphone",
                 False),
             ]),
     ('lucette', "Horaires d'ouverture des fêtes de fin d'année",

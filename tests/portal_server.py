@@ -18,9 +18,11 @@ from trytond.wsgi import app
 from webservice_forfait.tests.smtp_server import SMTPServer
 from webservice_forfait.tests.test_portal import (
     HOUR, PASSWORD, close_request, create_client, in_company, load_french,
-    set_prices)
+    pack_invoices, set_prices)
 
 EMAIL = 'lucette@chezlucette.mq'
+# A client who used an hour more than its forfait
+OVERDRAFT_EMAIL = 'salon@kreyol.mq'
 
 
 def set_up(port):
@@ -54,6 +56,11 @@ def set_up(port):
                     'description': "Ajouter l'offre de vendeuse."}])
         Request.open([request])
     in_company(open_request)
+    # a posted invoice (of a pack) for the forfaits page
+    pack_invoices(party)
+
+    salon = create_client("Salon Kréyol", OVERDRAFT_EMAIL, hours=2)
+    close_request(salon, 3 * HOUR, subject="Photos du salon")
 
 
 def main():
@@ -65,8 +72,8 @@ def main():
     activate_module(['webservice_forfait'])
     server = make_server('127.0.0.1', 0, app, threaded=False)
     set_up(server.server_port)
-    print('READY %s %s %s' % (server.server_port, EMAIL, PASSWORD),
-        flush=True)
+    print('READY %s %s %s %s' % (
+            server.server_port, EMAIL, PASSWORD, OVERDRAFT_EMAIL), flush=True)
     try:
         server.serve_forever()
     finally:

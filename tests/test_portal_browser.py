@@ -14,6 +14,17 @@ import pytest
 CHROMIUM = shutil.which('chromium')
 CHROMEDRIVER = shutil.which('chromedriver')
 HERE = os.path.dirname(__file__)
+# axe-core from the project's package.json (make test installs it)
+AXE = os.path.join(HERE, '..', 'node_modules', 'axe-core', 'axe.min.js')
+AXE_RUN = '''
+    const done = arguments[arguments.length - 1];
+    axe.run(document, {resultTypes: ['violations']}).then(
+        result => done(result.violations
+            .filter(v => ['serious', 'critical'].includes(v.impact))
+            .map(v => [v.id, v.impact, v.help,
+                v.nodes.slice(0, 5).map(n => n.target.join(' '))])),
+        error => done([['axe', 'error', String(error), []]]));
+    '''
 SIZES = {'desktop': (1280, 1000), 'phone': (390, 844)}
 # The smallest valid PNG: one transparent pixel.
 PIXEL = bytes.fromhex(
@@ -47,7 +58,9 @@ class PortalBrowserTestCase(unittest.TestCase):
         line = cls.server.stdout.readline()
         if not line.startswith('READY'):
             raise RuntimeError("The portal server did not start: %r" % line)
-        _, port, cls.email, cls.password = line.split()
+        _, port, cls.email, cls.password, cls.overdraft_email = line.split()
+        cls.database = env['DB_NAME']
+        cls.database_uri = env['TRYTOND_DATABASE__URI']
         cls.base = 'http://127.0.0.1:%s/%s/portal/' % (port, env['DB_NAME'])
 
         options = webdriver.ChromeOptions()
@@ -60,6 +73,7 @@ class PortalBrowserTestCase(unittest.TestCase):
             service=Service(CHROMEDRIVER), options=options)
         cls.addClassCleanup(cls.browser.quit)
         cls.browser.implicitly_wait(5)
+        cls.browser.set_script_timeout(60)
         cls.screenshots = os.environ.get('FORFAIT_SCREENSHOTS')
 
     @classmethod
@@ -89,8 +103,19 @@ class PortalBrowserTestCase(unittest.TestCase):
         WebDriverWait(self.browser, 30, ignored_exceptions=[
                 WebDriverException]).until(loaded)
 
+    def check_accessibility(self, name):
+        "axe-core finds no serious or critical violation on the page"
+        if not os.path.exists(AXE):
+            self.fail("axe-core is missing: run npm install (make test does)")
+        with open(AXE) as f:
+            self.browser.execute_script(f.read())
+        violations = self.browser.execute_async_script(AXE_RUN)
+        self.assertEqual(violations, [], "axe-core on the page %s" % name)
+
     def shoot(self, name):
-        "Keep the page at desktop and phone width when asked to"
+        """Check the page's accessibility and keep it at desktop and phone
+        width when asked to"""
+        self.check_accessibility(name)
         if not self.screenshots:
             return
         os.makedirs(self.screenshots, exist_ok=True)
@@ -112,11 +137,80 @@ class PortalBrowserTestCase(unittest.TestCase):
                 String.fromCharCode(...new Uint8Array(b.slice(0, 5)))])));
             ''', url)
 
+    def query(self, sql, *params):
+        "Read the server's database (SQLite file or PostgreSQL)"
+        if self.database_uri.startswith('sqlite'):
+            import sqlite3
+            connection = sqlite3.connect(os.path.join(
+                    self.folder, self.database + '.sqlite'))
+            sql = sql.replace('%s', '?')
+        else:
+            import psycopg
+            connection = psycopg.connect(
+                self.database_uri.rstrip('/') + '/' + self.database)
+        try:
+            return connection.execute(sql, params).fetchall()
+        finally:
+            connection.close()
+
+    def sign_in(self, email):
+        self.browser.get(self.base + 'login')
+        self.browser.delete_all_cookies()
+        self.browser.get(self.base + 'login')
+        self.find('#email').send_keys(email)
+        self.find('#password').send_keys(self.password)
+        self.click('main form button[type=submit]')
+
+    def test_pack_in_overdraft(self):
+        "A client in overdraft buys 5 h: overdraft taken, draft invoice"
+        self.sign_in(self.overdraft_email)
+        self.assertIn("1:00 de plus que votre forfait",
+            self.find('.alert.danger').text)
+        self.click('.alert.danger a')
+        self.assertTrue(self.browser.current_url.endswith('/subscribe#packs'))
+        self.shoot('buy_hours')
+        offer, = [o for o in self.find_all('#packs label.offer')
+            if '5:00' in o.text]
+        self.assertIn("360,00", offer.text)
+        offer.find_element('css selector', 'input').click()
+        self.click('#packs button[type=submit]')
+
+        self.assertIn("Vos heures supplémentaires sont créditées",
+            self.find('.notice').text)
+        self.assertFalse(self.find_all('.alert.danger'))
+        figures = self.find('.summary').text
+        self.assertIn("4:00", figures)
+        gauges = [g.text for g in self.find_all('.gauge h2')]
+        self.assertEqual(len(gauges), 2)
+        self.assertIn("Heures supplémentaires du", gauges[1])
+        self.shoot('dashboard_pack')
+        (state, party, code), = self.query(
+            'SELECT i.state, p.name, t.name FROM account_invoice i '
+            'JOIN party_party p ON p.id = i.party '
+            'JOIN account_invoice_line l ON l.invoice = i.id '
+            'JOIN product_product pp ON pp.id = l.product '
+            'JOIN product_template t ON t.id = pp.template '
+            "WHERE i.type = 'out' AND p.name = %s", "Salon Kréyol")
+        self.assertEqual(
+            (state, party, code),
+            ('draft', "Salon Kréyol", "Pack d'heures supplémentaires 5 h"))
+        origin, = self.query(
+            'SELECT c.origin FROM forfait_credit c '
+            'JOIN party_party p ON p.id = c.party '
+            "WHERE p.name = %s AND c.origin IS NOT NULL", "Salon Kréyol")
+        self.assertTrue(origin[0].startswith('account.invoice.line,'))
+        self.click('form.logout button')
+
     def test_visit(self):
         browser = self.browser
         browser.get(self.base)
+        browser.delete_all_cookies()
+        browser.get(self.base)
         self.assertIn('/portal/login', browser.current_url)
         self.shoot('login')
+        self.click('a[href$="/password/forgot"]')
+        self.shoot('password_forgot')
+        browser.get(self.base + 'login')
         self.find('#email').send_keys(self.email)
         self.find('#password').send_keys('not the password')
         self.click('main form button[type=submit]')
@@ -136,7 +230,7 @@ class PortalBrowserTestCase(unittest.TestCase):
         self.shoot('dashboard')
 
         # A new request with an attachment
-        self.click('.actions a.primary')
+        self.click('nav.menu a.primary')
         self.shoot('new_request')
         self.find('#subject').send_keys("Bannière de la galette des rois")
         self.find('#category option[value=illustrations]').click()
@@ -183,9 +277,21 @@ class PortalBrowserTestCase(unittest.TestCase):
         # Forfaits and the subscription page
         self.click('nav.menu a[href$="/forfaits"]')
         self.assertIn("24:00", self.find('table.table').text)
+        invoice = self.find('a[href$=".pdf"][href*="/invoices/"]')
+        status, content_type, head = self.fetch(invoice.get_attribute('href'))
+        self.assertEqual(
+            (status, content_type, head), (200, 'application/pdf', '%PDF-'))
+        self.assertIn("À payer", self.find_all('table.table')[-1].text)
         self.shoot('forfaits')
         self.click('.actions a.primary')
         self.shoot('subscribe')
+
+        # An address that does not exist
+        browser.get(self.base + 'forfaits/99999999999999/statement.pdf')
+        self.assertEqual(self.find('h1').text, "Page introuvable")
+        self.shoot('not_found')
+        self.click('main a.button')
+        self.assertEqual(browser.current_url, self.base)
 
         # Sign out: the pages are closed again
         self.click('form.logout button')

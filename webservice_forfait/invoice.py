@@ -83,8 +83,7 @@ class Invoice(metaclass=PoolMeta):
     __name__ = 'account.invoice'
 
     @classmethod
-    def invoice_forfait_pack(
-            cls, party, product, quantity=1, description=None):
+    def sell_forfait_pack(cls, party, product, quantity=1, description=None):
         """Put quantity packs of product on a new draft invoice of party and
         credit their hours at once, for 12 months from today; the credit
         takes the party's overdraft first. Return the credit."""

@@ -5,8 +5,8 @@
 - account: /session, /login, /logout, /password/forgot, /password/reset
 - dashboard: /
 - requests: /requests, /requests/new, /requests/<number>/...
-- forfaits: /forfaits, /forfaits/<id>/statement.pdf
-- subscribe: /subscribe
+- forfaits: /forfaits, /forfaits/<id>/statement.pdf, /invoices/<id>.pdf
+- subscribe: /subscribe, /packs
 
 Importing a module registers its routes."""
 from . import account, dashboard, forfaits, requests, subscribe  # noqa: F401

@@ -18,6 +18,7 @@ import unicodedata
 import urllib.parse
 from functools import wraps
 
+from babel.dates import format_date
 from genshi.template import TemplateLoader
 from werkzeug.exceptions import NotFound, RequestEntityTooLarge
 from werkzeug.utils import redirect
@@ -211,7 +212,8 @@ class Portal:
             portal=self, _=self.text, url=self.url, lang=lang,
             duration=format_hours, labels=figure_labels(),
             errors=self.errors,
-            date=lambda d: lang.strftime(d) if d else '',
+            date=lambda d: format_date(d, 'long', locale=self.language)
+            if d else '',
             amount=lambda a, c: (
                 lang.currency(a, c, grouping=True) if a is not None else ''),
             notice=self.notice(), **values).render(

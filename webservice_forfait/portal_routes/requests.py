@@ -91,10 +91,8 @@ def request_detail(portal, number):
     attachments = Attachment.search([
             ('resource', '=', str(request)),
             ], order=[('create_date', 'ASC'), ('id', 'ASC')])
-    lines = []
-    if request.state == 'done':
-        lines = sorted(
-            request.timesheet_lines, key=lambda l: (l.date, l.id))
+    # the time logged so far, as the staff log it
+    lines = sorted(request.timesheet_lines, key=lambda l: (l.date, l.id))
     return portal.render('request.html', title=request.number,
         record=request, messages=request.portal_messages(),
         attachments=attachments, lines=lines, state_label=state_label,

@@ -69,7 +69,7 @@ def order_pack(portal):
         return render_subscribe(portal)
     product, = products
     try:
-        credit = Invoice.invoice_forfait_pack(
+        credit = Invoice.sell_forfait_pack(
             portal.party, product, description=portal.text(
                 'pack_description', email=portal.user.email))
         portal.user.notify_pack_order(credit)

@@ -6,8 +6,13 @@ import re
 import urllib.parse
 from decimal import Decimal
 
+from babel.dates import format_date
+
 import trytond.config as config
-from trytond.modules.account.tests.test_module import create_chart
+from trytond.modules.account.tests.test_module import (
+    create_chart, get_fiscalyear)
+from trytond.modules.account_invoice.tests.test_module import (
+    set_invoice_sequences)
 from trytond.modules.company.tests import (
     create_company, create_employee, set_company)
 from trytond.pool import Pool
@@ -151,6 +156,35 @@ def set_prices():
         template.save()
     return Service(ModelData.get_id(
             'webservice_forfait', 'service_forfait_2h')).id
+
+
+def pack_invoices(party_id, count=1, post=True):
+    "Invoices of 5 h packs for party, posted unless told otherwise"
+    def create():
+        pool = Pool()
+        Invoice = pool.get('account.invoice')
+        FiscalYear = pool.get('account.fiscalyear')
+        Party = pool.get('party.party')
+        Product = pool.get('product.product')
+        ModelData = pool.get('ir.model.data')
+        Company = pool.get('company.company')
+        Date = pool.get('ir.date')
+        company, = Company.search([])
+        if not FiscalYear.search([
+                    ('start_date', '<=', Date.today()),
+                    ('end_date', '>=', Date.today())]):
+            fiscalyear = set_invoice_sequences(get_fiscalyear(company))
+            fiscalyear.save()
+            FiscalYear.create_period([fiscalyear])
+        pack = Product(
+            ModelData.get_id('webservice_forfait', 'product_pack_5h'))
+        invoices = [
+            Invoice.sell_forfait_pack(Party(party_id), pack).origin.invoice
+            for _ in range(count)]
+        if post:
+            Invoice.post(invoices)
+        return [i.id for i in invoices]
+    return in_company(create)
 
 
 class PortalTestCase(RouteTestCase):
@@ -945,3 +979,97 @@ class PortalTestCase(RouteTestCase):
         page = self.text(client.get(response.location))
         self.assertIn("Vos heures supplémentaires sont créditées", page)
         self.assertNotIn("Vous avez utilisé", page)
+
+    def test_invoices(self):
+        """The client's posted invoices with their due date, whether they
+        are paid, and their PDF; not the drafts nor another client's"""
+        party = create_client("Studio Photo", 'studio@photo.mq', hours=0)
+        other = create_client("Agence Voisine", 'voisine@agence.mq', hours=0)
+        in_company(set_prices)
+        posted, = pack_invoices(party)
+        draft, = pack_invoices(party, post=False)
+        others, = pack_invoices(other)
+        client = self.login('studio@photo.mq')
+        response = client.get(self.url('forfaits'))
+        page = self.text(response)
+        with Transaction().start(DB_NAME, 0):
+            pool = Pool()
+            Invoice = pool.get('account.invoice')
+            number = Invoice(posted).number
+            today = pool.get('ir.date').today()
+        self.assertIn(number, page)
+        self.assertIn(">À payer<", page)
+        self.assertIn(format_date(today, 'long', locale='fr'), page)
+        self.assertIn('invoices/%s.pdf' % posted, page)
+        self.assertNotIn('invoices/%s.pdf' % draft, page)
+        pdf = client.get(self.url('invoices/%s.pdf' % posted))
+        self.assertEqual(pdf.status_code, 200)
+        self.assertEqual(pdf.headers['Content-Type'], 'application/pdf')
+        self.assertTrue(pdf.get_data().startswith(b'%PDF'))
+        for invoice in [draft, others]:
+            with self.subTest(invoice=invoice):
+                response = client.get(self.url('invoices/%s.pdf' % invoice))
+                self.assertEqual(response.status_code, 404)
+
+        with count_queries(outside=True) as queries:
+            client.get(self.url('forfaits'))
+        few = list(queries)
+        pack_invoices(party, count=3)
+        client.get(self.url('forfaits'))
+        with count_queries(outside=True) as queries:
+            page = self.text(client.get(self.url('forfaits')))
+        self.assertEqual(
+            len(re.findall(r'href="[^"]*/invoices/\d+\.pdf"', page)), 4)
+        self.assertEqual(len(queries), len(few))
+
+        def pay():
+            pool = Pool()
+            Invoice = pool.get('account.invoice')
+            invoice = Invoice(posted)
+            Invoice.write([invoice], {'state': 'paid'})
+        in_company(pay)
+        page = self.text(client.get(self.url('forfaits')))
+        self.assertEqual(page.count(">Payée<"), 1)
+        self.assertEqual(page.count(">À payer<"), 3)
+
+    def test_open_request_time_logged(self):
+        "An open request shows the time logged so far, goodwill marked once"
+        party = create_client("Atelier Bèlè", 'atelier@bele.mq')
+
+        def open_request():
+            pool = Pool()
+            Request = pool.get('forfait.request')
+            Line = pool.get('timesheet.line')
+            Employee = pool.get('company.employee')
+            employee, = Employee.search([])
+            request, = Request.create([{
+                        'party': party, 'subject': "Agenda des cours"}])
+            Request.open([request])
+            Line.create([{
+                        'forfait_request': request.id,
+                        'duration': dt.timedelta(hours=1, minutes=30),
+                        'employee': employee.id,
+                        'description': "Mise en page de l'agenda"}, {
+                        'forfait_request': request.id,
+                        'duration': dt.timedelta(minutes=20),
+                        'employee': employee.id, 'billable': False,
+                        'description': "Appel de conseil"}])
+            return request.number
+        number = in_company(open_request)
+        client = self.login('atelier@bele.mq')
+        page = self.text(client.get(self.url('requests/' + number)))
+        self.assertIn("Temps passé jusqu'ici", page)
+        self.assertIn("1:30", page)
+        self.assertIn("Mise en page de l'agenda", page)
+        self.assertEqual(page.lower().count('offert'), 1)
+        self.assertIn(format_date(
+                dt.date.today(), 'long', locale='fr').split()[1], page)
+
+    def test_new_request_once_per_screen(self):
+        "The new request button is shown once on each page"
+        create_client("Épicerie Fine", 'epicerie@fine.mq')
+        client = self.login('epicerie@fine.mq')
+        for path in ['', 'requests', 'forfaits', 'subscribe']:
+            with self.subTest(path=path):
+                page = self.text(client.get(self.url(path)))
+                self.assertEqual(page.count('>Nouvelle demande<'), 1)
