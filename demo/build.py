@@ -7,8 +7,10 @@ activated and French loaded
 (trytond-admin ... -u webservice_forfait account_fr -l fr).
 """
 import argparse
+import configparser
 import datetime
 import time
+import urllib.parse
 from collections import Counter
 from decimal import Decimal
 
@@ -608,9 +610,23 @@ def close_config_wizard():
     Item.save(items)
 
 
+def database_uri(database, config_file):
+    """Return the database as a URI on the server of the config file's
+    [database] uri, which proteus reads only from the environment"""
+    parser = configparser.ConfigParser()
+    parser.read(config_file)
+    uri = parser.get('database', 'uri', fallback='')
+    if uri and not uri.startswith('sqlite'):
+        return urllib.parse.urlunparse(
+            urllib.parse.urlparse(uri)._replace(path='/' + database))
+    return database
+
+
 def main(database, config_file):
     start = time.monotonic()
-    config.set_trytond(database=database, config_file=config_file)
+    config.set_trytond(
+        database=database_uri(database, config_file),
+        config_file=config_file)
     close_config_wizard()
     company, employees, martinique, french = setup_company()
     category = setup_accounting(company)

@@ -9,6 +9,7 @@ from trytond.pyson import Eval, Id, TimeDelta
 
 from .exceptions import ForfaitValidationError
 from .ledger import round_duration
+from .validation import check_values
 
 
 class Configuration(ModelSingleton, ModelSQL, ModelView):
@@ -144,6 +145,55 @@ class Configuration(ModelSingleton, ModelSQL, ModelView):
     def default_assignment_rule(cls):
         return 'manager_round_robin'
 
+    max_subject_length = fields.Integer(
+        "Maximum Subject Length",
+        domain=['OR',
+            ('max_subject_length', '=', None),
+            ('max_subject_length', '>', 0)],
+        help="In characters: a longer request subject is refused "
+        "(empty: 1,000).")
+    max_description_length = fields.Integer(
+        "Maximum Description Length",
+        domain=['OR',
+            ('max_description_length', '=', None),
+            ('max_description_length', '>', 0)],
+        help="In characters: a longer request or timesheet description is "
+        "refused (empty: 100,000).")
+    max_line_duration = fields.TimeDelta(
+        "Maximum Duration per Line", 'forfait_hours',
+        domain=['OR',
+            ('max_line_duration', '=', None),
+            ('max_line_duration', '>', TimeDelta())],
+        help="The most time one timesheet line of a request may hold "
+        "(empty: 24:00).")
+
+    @classmethod
+    def default_max_subject_length(cls):
+        return 1000
+
+    @classmethod
+    def default_max_description_length(cls):
+        return 100_000
+
+    @classmethod
+    def default_max_line_duration(cls):
+        return datetime.timedelta(hours=24)
+
+    def lengths(self, *names):
+        "Return {field name: maximum length} of the texts; empty: default"
+        limits = {
+            'subject': (
+                self.max_subject_length or self.default_max_subject_length()),
+            'description': (
+                self.max_description_length
+                or self.default_max_description_length()),
+            }
+        return {n: limits[n] for n in names}
+
+    def line_duration_limit(self):
+        "Return the maximum duration of a timesheet line; empty: default"
+        return self.max_line_duration or self.default_max_line_duration()
+
     @classmethod
     def default_notify_report(cls):
         return True
@@ -239,6 +289,12 @@ class Configuration(ModelSingleton, ModelSQL, ModelView):
                 config.rounding_minimum)
             cls._rounding_cache.set(None, rounding)
         return rounding
+
+    @classmethod
+    def preprocess_values(cls, mode, values):
+        "Refuse negative durations with their value as h:mm"
+        check_values(cls, values)
+        return super().preprocess_values(mode, values)
 
     @classmethod
     def create(cls, vlist):

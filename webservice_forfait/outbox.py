@@ -1,10 +1,13 @@
 "Outgoing e-mail kept until the SMTP server has accepted it"
+import datetime as dt
+from contextlib import contextmanager
 from email import message_from_bytes
 from email.message import EmailMessage
 from email.parser import BytesHeaderParser
 from email.policy import default as default_policy
 from email.utils import make_msgid
 
+from trytond import backend, config
 from trytond.i18n import gettext
 from trytond.model import Index, ModelSQL, ModelView, fields
 from trytond.pool import Pool, PoolMeta
@@ -58,10 +61,20 @@ class Outbox(ModelSQL, ModelView):
     data = fields.Binary("Message", readonly=True)
     state = fields.Selection([
             ('pending', "Pending"),
+            ('sending', "Sending"),
             ('sent', "Sent"),
             ], "State", readonly=True, required=True, sort=False)
-    attempts = fields.Integer("Attempts", readonly=True)
+    attempts = fields.Integer(
+        "Attempts", readonly=True,
+        help="How many times the SMTP server refused or could not be "
+        "reached.")
     error = fields.Text("Last Error", readonly=True)
+    claimed_at = fields.Timestamp(
+        "Claimed at", readonly=True,
+        help="When a process took the message to send it (UTC).")
+    sent_at = fields.Timestamp(
+        "Sent at", readonly=True,
+        help="When the SMTP server accepted the message (UTC).")
 
     @classmethod
     def __setup__(cls):
@@ -115,29 +128,124 @@ class Outbox(ModelSQL, ModelView):
             cls.send(messages)
             transaction.commit()
 
+    @staticmethod
+    def _now():
+        return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+    @classmethod
+    def claim_timeout(cls):
+        "How long a message may stay claimed before it is sent again"
+        return dt.timedelta(seconds=config.getint(
+                'forfait', 'outbox_claim_timeout', default=600))
+
+    @classmethod
+    @contextmanager
+    def _own_transaction(cls):
+        """Run the block in a transaction committed at its end, so that
+        other processes see it at once; an in-memory database has only
+        one connection: the current transaction is used"""
+        transaction = Transaction()
+        if transaction.database.name == ':memory:':
+            yield transaction
+            return
+        with transaction.new_transaction() as new:
+            try:
+                yield new
+            except Exception:
+                new.rollback()
+                raise
+            new.commit()
+
+    @classmethod
+    def _update(cls, outbox_id, columns, values, where=None):
+        "Update outbox_id in a committed transaction; tell if it matched"
+        table = cls.__table__()
+        condition = table.id == outbox_id
+        if where is not None:
+            condition &= where(table)
+        with cls._own_transaction() as transaction:
+            cursor = transaction.connection.cursor()
+            cursor.execute(*table.update(
+                    [getattr(table, c) for c in columns],
+                    [v(table) if callable(v) else v for v in values],
+                    where=condition))
+            return cursor.rowcount == 1
+
+    @classmethod
+    def _claim(cls, outbox_id):
+        """Take a pending message for this process, committed before it is
+        sent: a concurrent run skips it"""
+        table = cls.__table__()
+        candidate = cls.__table__()
+        try:
+            with cls._own_transaction() as transaction:
+                database = transaction.database
+                query = candidate.select(candidate.id,
+                    where=(candidate.id == outbox_id)
+                    & (candidate.state == 'pending'))
+                if database.has_select_for():
+                    For = database.get_select_for_skip_locked()
+                    query.for_ = For('UPDATE')
+                cursor = transaction.connection.cursor()
+                cursor.execute(*table.update(
+                        [table.state, table.claimed_at],
+                        ['sending', cls._now()],
+                        where=table.id.in_(query)
+                        & (table.state == 'pending')))
+                return cursor.rowcount == 1
+        except backend.DatabaseOperationalError:
+            # claimed by a run that committed after this snapshot began
+            return False
+
     @classmethod
     def send(cls, messages):
-        "Send pending messages; those the server refuses stay pending"
+        """Send the pending messages, each claimed by a committed
+        transaction before and marked sent by another as soon as the SMTP
+        server accepted it; those it refuses stay pending
+
+        The records given are not updated: read them again."""
         for outbox in messages:
-            if outbox.state != 'pending':
+            if outbox.state != 'pending' or not cls._claim(outbox.id):
                 continue
             message = message_from_bytes(outbox.data, policy=default_policy)
             try:
                 send_message(message, strict=True)
             except Exception as exception:
-                outbox.attempts += 1
-                outbox.error = repr(exception)
+                cls._update(outbox.id,
+                    ['state', 'claimed_at', 'attempts', 'error'],
+                    ['pending', None, lambda t: t.attempts + 1,
+                        repr(exception)])
             else:
-                outbox.state = 'sent'
-                outbox.error = None
-        with without_check_access():
-            cls.save(messages)
+                cls._update(outbox.id,
+                    ['state', 'sent_at', 'error'],
+                    ['sent', cls._now(), None])
+
+    @classmethod
+    def release_stale(cls):
+        """Put back as pending the messages claimed by a process that did
+        not finish (killed, connection lost); return their ids"""
+        table = cls.__table__()
+        cursor = Transaction().connection.cursor()
+        cursor.execute(*table.select(table.id,
+                where=(table.state == 'sending')
+                & (table.claimed_at < cls._now() - cls.claim_timeout())))
+        ids = [i for i, in cursor]
+        error = gettext('webservice_forfait.msg_outbox_interrupted')
+        released = []
+        for outbox_id in ids:
+            if cls._update(outbox_id, ['state', 'claimed_at', 'error'],
+                    ['pending', None, error],
+                    where=lambda t: t.state == 'sending'):
+                released.append(outbox_id)
+        return released
 
     @classmethod
     def send_pending(cls):
-        "Cron: try again every message still pending"
+        "Cron: try again every message still pending or left claimed"
+        cls.release_stale()
         with Transaction().set_context(active_test=False):
-            cls.send(cls.search([('state', '=', 'pending')]))
+            messages = cls.search([('state', '=', 'pending')])
+        cls.send(messages)
 
 
 class Cron(metaclass=PoolMeta):

@@ -1,6 +1,7 @@
 "The update report and the forfait statement, HTML rendered to PDF"
 import base64
 import os
+import re
 from collections import defaultdict
 
 import weasyprint
@@ -17,8 +18,23 @@ from .party import client_figures, figure_labels, figures_as_of
 STYLESHEET = os.path.join(os.path.dirname(__file__), 'report', 'forfait.css')
 
 
+# words longer than this get a break opportunity every BREAK_EVERY
+# characters: WeasyPrint's overflow-wrap on one long word is quadratic
+LONG_WORD = re.compile(r'\S{80,}')
+BREAK_EVERY = 40
+
+
+def breakable(text):
+    "Return text with zero-width spaces in its very long words"
+    def split(match):
+        word = match.group()
+        return '\u200b'.join(
+            word[i:i + BREAK_EVERY] for i in range(0, len(word), BREAK_EVERY))
+    return LONG_WORD.sub(split, text or '')
+
+
 def _lines(text):
-    return (text or '').strip()
+    return breakable((text or '').strip())
 
 
 class ForfaitReport(Report):
@@ -107,7 +123,7 @@ class UpdateReport(ForfaitReport):
                 'contact_email': request.contact.value
                 if request.contact else None,
                 'number': request.number,
-                'subject': request.subject,
+                'subject': breakable(request.subject),
                 'category': request.category_string,
                 'channel': request.channel_string,
                 'request_date': cls.date(request.request_date),
@@ -116,7 +132,7 @@ class UpdateReport(ForfaitReport):
                 'lines': [{
                         'date': cls.date(l.date),
                         'employee': l.employee.rec_name,
-                        'description': l.description or '',
+                        'description': breakable(l.description),
                         'duration': format_hours(l.duration),
                         'billable': l.billable,
                         } for l in sorted(

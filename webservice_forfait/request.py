@@ -1,4 +1,7 @@
 from collections import defaultdict
+from contextlib import contextmanager
+from contextvars import ContextVar
+from functools import wraps
 
 from sql.aggregate import Sum
 
@@ -12,9 +15,10 @@ from trytond.tools import grouped_slice
 from trytond.transaction import Transaction, without_check_access
 from trytond.wizard import Button, StateTransition, StateView, Wizard
 
-from .exceptions import PostingError
+from .exceptions import LedgerAccessError, PostingError
 from .forfait import ID_SLICE, SQL_IN, to_timedelta
 from .ledger import ZERO
+from .validation import check_values
 
 CATEGORIES = [
     ('layout', "Layout"),
@@ -27,14 +31,34 @@ CATEGORIES = [
     ('other', "Other"),
     ]
 
+# True while a workflow method of the requests runs in this thread: only
+# then may a request's state and posted figures change
+_in_workflow = ContextVar('forfait_request_workflow', default=False)
+
+
+@contextmanager
+def workflow_writes():
+    "Allow the writes of the requests' own workflow in the block"
+    token = _in_workflow.set(True)
+    try:
+        yield
+    finally:
+        _in_workflow.reset(token)
+
+
+def workflow(func):
+    "Run a transition (put it above Workflow.transition) with its writes"
+    @wraps(func)
+    def wrapper(*args, **kwargs):
+        with workflow_writes():
+            return func(*args, **kwargs)
+    return wrapper
+
 
 class Request(Workflow, ModelSQL, ModelView, ChatMixin):
     __name__ = 'forfait.request'
     __string__ = "Update Request"
     _rec_name = 'number'
-    # Fields the conversation changes on done and cancelled requests too
-    _writable_when_closed = {'assignee', 'to_answer'}
-
     _readonly = Eval('state').in_(['done', 'cancelled'])
 
     number = fields.Char("Number", readonly=True)
@@ -116,6 +140,7 @@ class Request(Workflow, ModelSQL, ModelView, ChatMixin):
             ('done', "Done"),
             ('cancelled', "Cancelled"),
             ], "State", readonly=True, required=True, sort=False)
+    state_string = state.translated('state')
 
     del _readonly
 
@@ -176,6 +201,12 @@ class Request(Workflow, ModelSQL, ModelView, ChatMixin):
                     'depends': ['state'],
                     },
                 })
+        # changed only by the workflow's methods, whoever calls
+        cls._workflow_fields = {
+            'state', 'billed', 'done_date', 'consumptions', 'timesheet_work'}
+        # what stays writable on done and cancelled requests; modules add
+        # their follow-up fields (assignee, markers, notes) to it
+        cls._writable_when_closed = {'assignee', 'to_answer'}
 
     @classmethod
     def default_company(cls):
@@ -265,6 +296,8 @@ class Request(Workflow, ModelSQL, ModelView, ChatMixin):
         Config = pool.get('forfait.configuration')
         Work = pool.get('timesheet.work')
         vlist = [v.copy() for v in vlist]
+        if not _in_workflow.get():
+            cls._check_create(vlist)
         sequence = Config(1).request_sequence
         for values in vlist:
             if not values.get('number'):
@@ -275,8 +308,27 @@ class Request(Workflow, ModelSQL, ModelView, ChatMixin):
             Work.save(works)
         for request, work in zip(requests, works):
             request.timesheet_work = work
-        cls.save(requests)
+        with workflow_writes():
+            cls.save(requests)
         return requests
+
+    @classmethod
+    def _check_create(cls, vlist):
+        "Refuse requests created in another state than a draft's"
+        for values in vlist:
+            for name, empty in [
+                    ('state', 'draft'), ('billed', None),
+                    ('done_date', None)]:
+                if values.get(name, empty) != empty:
+                    names = cls.__names__(name)
+                    value = values[name]
+                    if name == 'state':
+                        value = dict(cls.fields_get(['state'])['state'][
+                                'selection']).get(value, value)
+                    raise LedgerAccessError(gettext(
+                            'webservice_forfait.msg_request_create_state',
+                            record=values.get('subject') or '',
+                            value=value, **names))
 
     @classmethod
     def copy(cls, requests, default=None):
@@ -292,6 +344,8 @@ class Request(Workflow, ModelSQL, ModelView, ChatMixin):
     def check_modification(cls, mode, requests, values=None, external=False):
         super().check_modification(
             mode, requests, values=values, external=external)
+        if mode == 'write' and not _in_workflow.get():
+            cls._check_write(requests, values)
         if mode == 'delete':
             for request in requests:
                 if request.state not in {'draft', 'cancelled'} or (
@@ -301,15 +355,58 @@ class Request(Workflow, ModelSQL, ModelView, ChatMixin):
                             request=request.rec_name))
 
     @classmethod
+    def preprocess_values(cls, mode, values):
+        "Refuse NUL characters, impossible dates and oversized texts"
+        config = Pool().get('forfait.configuration')(1)
+        check_values(
+            cls, values, config.lengths('subject', 'description'))
+        return super().preprocess_values(mode, values)
+
+    @classmethod
+    def _check_write(cls, requests, values):
+        """Refuse changes of the workflow's fields and of closed requests
+        made outside the workflow's methods"""
+        for request in requests:
+            # clients send the lines they show as added again
+            changed = {
+                n for n in values if not cls._unchanged(request, n, values[n])}
+            if guarded := sorted(cls._workflow_fields & changed):
+                raise LedgerAccessError(gettext(
+                        'webservice_forfait.msg_request_workflow_field',
+                        **cls.__names__(guarded[0], request)))
+            if request.state in {'done', 'cancelled'} and (
+                    closed := sorted(changed - cls._writable_when_closed)):
+                raise LedgerAccessError(gettext(
+                        'webservice_forfait.msg_request_closed',
+                        state=request.state_string,
+                        **cls.__names__(closed[0], request)))
+
+    @classmethod
+    def _unchanged(cls, request, name, value):
+        "Tell whether writing value to field name leaves request as it is"
+        field = cls._fields[name]
+        current = getattr(request, name)
+        if field._type in {'one2many', 'many2many'}:
+            ids = {r.id for r in current}
+            return all(
+                action == 'add' and set(targets) <= ids
+                for action, targets, *_ in (value or []))
+        if isinstance(current, ModelSQL):
+            current = current.id
+        return current == value
+
+    @classmethod
     def delete(cls, requests):
         Work = Pool().get('timesheet.work')
         works = [r.timesheet_work for r in requests if r.timesheet_work]
-        cls.write(requests, {'timesheet_work': None})
+        with workflow_writes():
+            cls.write(requests, {'timesheet_work': None})
         super().delete(requests)
         Work.delete(works)
 
     @classmethod
     @ModelView.button
+    @workflow
     @Workflow.transition('draft')
     def draft(cls, requests):
         pass
@@ -328,11 +425,13 @@ class Request(Workflow, ModelSQL, ModelView, ChatMixin):
         cls.start([r for r in requests if r not in waiting])
 
     @classmethod
+    @workflow
     @Workflow.transition('open')
     def start(cls, requests):
         pass
 
     @classmethod
+    @workflow
     @Workflow.transition('waiting')
     def wait(cls, requests):
         for request in requests:
@@ -349,12 +448,14 @@ class Request(Workflow, ModelSQL, ModelView, ChatMixin):
 
     @classmethod
     @ModelView.button
+    @workflow
     @Workflow.transition('cancelled')
     def cancel(cls, requests):
         pass
 
     @classmethod
     @ModelView.button
+    @workflow
     @Workflow.transition('done')
     def done(cls, requests):
         "Round the time spent and post it against the client's credits"
@@ -382,6 +483,7 @@ class Request(Workflow, ModelSQL, ModelView, ChatMixin):
         pass
 
     @classmethod
+    @workflow
     @Workflow.transition('open')
     def reverse(cls, requests, reason):
         "Reverse the posted time of done requests and reopen them"

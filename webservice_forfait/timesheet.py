@@ -1,10 +1,13 @@
+import datetime as dt
+
 from trytond.i18n import gettext
 from trytond.model import Index, fields
 from trytond.pool import Pool, PoolMeta
 from trytond.pyson import Eval
 
 from .exceptions import ForfaitValidationError, LedgerAccessError
-from .ledger import ZERO
+from .ledger import ZERO, format_duration
+from .validation import check_values
 
 
 class Work(metaclass=PoolMeta):
@@ -61,12 +64,48 @@ class Line(metaclass=PoolMeta):
         if work and isinstance(work.origin, Request):
             return work.origin
 
+    def get_rec_name(self, name):
+        pool = Pool()
+        Lang = pool.get('ir.lang')
+        parts = []
+        if self.forfait_request:
+            parts.append(self.forfait_request.number or '')
+        elif self.work:
+            parts.append(self.work.rec_name)
+        if self.date:
+            parts.append(Lang.get().strftime(self.date))
+        if self.employee:
+            parts.append(self.employee.rec_name)
+        if self.duration is not None:
+            parts.append(format_duration(self.duration))
+        return ' - '.join(p for p in parts if p) or str(self.id)
+
+    @classmethod
+    def check_input(cls, values):
+        "Refuse what no client should write, before the database sees it"
+        Config = Pool().get('forfait.configuration')
+        config = Config(1)
+        duration = values.get('duration')
+        if isinstance(duration, dt.timedelta):
+            if duration < ZERO:
+                raise ForfaitValidationError(gettext(
+                        'webservice_forfait.msg_line_duration_negative',
+                        duration=format_duration(duration)))
+            maximum = config.line_duration_limit()
+            if duration > maximum:
+                raise ForfaitValidationError(gettext(
+                        'webservice_forfait.msg_line_duration_max',
+                        duration=format_duration(duration),
+                        maximum=format_duration(maximum)))
+        check_values(cls, values, config.lengths('description'))
+
     @classmethod
     def preprocess_values(cls, mode, values):
         "Keep the request and the work of a line in step"
         pool = Pool()
         Request = pool.get('forfait.request')
         Work = pool.get('timesheet.work')
+        cls.check_input(values)
         values = super().preprocess_values(mode, values)
         if values.get('work'):
             request = cls._request_of(Work(values['work']))
