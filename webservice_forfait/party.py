@@ -58,8 +58,9 @@ def figures_as_of(date, past=False):
 
 def figures_text(figures, date, past=False):
     "Return the dated figures as the lines of an e-mail"
-    return '\n'.join([figures_as_of(date, past=past) + ':'] + [
-            '- %s: %s' % (f['label'], f['value'])
+    return '\n'.join([figures_as_of(date, past=past)] + [
+            gettext('webservice_forfait.msg_figure_line',
+                label=f['label'], value=f['value'])
             for f in client_figures(figures, past=past)])
 
 

@@ -36,8 +36,36 @@ class Subscription(metaclass=PoolMeta):
     @ModelView.button
     @Workflow.transition('running')
     def run(cls, subscriptions):
+        cls.skip_years_before_credit(subscriptions)
         super().run(subscriptions)
         cls.create_forfait_credits(subscriptions)
+
+    @classmethod
+    def skip_years_before_credit(cls, subscriptions, date=None):
+        """Start consuming and invoicing a forfait line entered after its
+        first anniversary with the contract year that is credited: the
+        years before are the agency's past, neither credited nor invoiced
+        again"""
+        pool = Pool()
+        Date = pool.get('ir.date')
+        for subscription in subscriptions:
+            with Transaction().set_context(company=subscription.company.id):
+                today = date or Date.today()
+            starts = []
+            for line in subscription.lines:
+                if (not line.is_forfait or line.next_consumption_date
+                        or line.consumed_until or not line.start_date):
+                    continue
+                start = line.forfait_year_start(today)
+                if start and start > line.start_date:
+                    line.next_consumption_date = start
+                    line.consumed_until = start - datetime.timedelta(days=1)
+                    starts.append(start)
+            # the first invoice is dated as its year, when the forfaits are
+            # all the subscription sells
+            if (starts and not subscription.next_invoice_date
+                    and len(starts) == len(subscription.lines)):
+                subscription.next_invoice_date = min(starts)
 
     @classmethod
     def create_forfait_credits(cls, subscriptions, date=None):
