@@ -20,3 +20,7 @@ class EmailConfigurationError(UserError):
 
 class PortalError(UserError):
     pass
+
+
+class TimerError(UserError):
+    pass
