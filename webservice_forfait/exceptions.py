@@ -24,3 +24,7 @@ class PortalError(UserError):
 
 class ConversationError(UserError):
     pass
+
+
+class TimerError(UserError):
+    pass

@@ -1,5 +1,6 @@
 import datetime
 from collections import defaultdict
+from decimal import Decimal
 from itertools import groupby
 
 from sql import Null
@@ -527,6 +528,8 @@ class ConsumptionMonthly(ModelSQL, ModelView):
     month = fields.Many2One('ir.calendar.month', "Month")
     period = fields.Function(fields.Char("Period"), 'get_period')
     duration = fields.TimeDelta("Duration", 'forfait_hours')
+    hours = fields.Function(
+        fields.Numeric("Hours", digits=(16, 2)), 'get_hours')
 
     @classmethod
     def __setup__(cls):
@@ -556,3 +559,8 @@ class ConsumptionMonthly(ModelSQL, ModelView):
 
     def get_period(self, name):
         return '%04d-%02d' % (self.year, self.month.index)
+
+    def get_hours(self, name):
+        "The duration in hours, from its whole seconds: no float on the way"
+        seconds = (self.duration or ZERO) // datetime.timedelta(seconds=1)
+        return (Decimal(seconds) / 3600).quantize(Decimal('0.01'))

@@ -246,6 +246,10 @@ class Request(Workflow, ModelSQL, ModelView, ChatMixin):
         return [operator,
             ('number',) + tuple(clause[1:]),
             ('subject',) + tuple(clause[1:]),
+            ('party.name',) + tuple(clause[1:]),
+            ('contact.value',) + tuple(clause[1:]),
+            ('email_sender',) + tuple(clause[1:]),
+            ('description',) + tuple(clause[1:]),
             ]
 
     @classmethod
