@@ -164,13 +164,13 @@ class PortalBrowserTestCase(unittest.TestCase):
     def test_pack_in_overdraft(self):
         "A client in overdraft buys 5 h: overdraft taken, draft invoice"
         self.sign_in(self.overdraft_email)
-        self.assertIn("1:00 de plus que votre forfait",
+        self.assertIn("1 h de plus que votre forfait",
             self.find('.alert.danger').text)
         self.click('.alert.danger a')
         self.assertTrue(self.browser.current_url.endswith('/subscribe#packs'))
         self.shoot('buy_hours')
         offer, = [o for o in self.find_all('#packs label.offer')
-            if '5:00' in o.text]
+            if '5 h' in o.text]
         self.assertIn("360,00", offer.text)
         offer.find_element('css selector', 'input').click()
         self.click('#packs button[type=submit]')
@@ -179,7 +179,7 @@ class PortalBrowserTestCase(unittest.TestCase):
             self.find('.notice').text)
         self.assertFalse(self.find_all('.alert.danger'))
         figures = self.find('.summary').text
-        self.assertIn("4:00", figures)
+        self.assertIn("4 h", figures)
         gauges = [g.text for g in self.find_all('.gauge h2')]
         self.assertEqual(len(gauges), 2)
         self.assertIn("Heures supplémentaires du", gauges[1])
@@ -223,9 +223,9 @@ class PortalBrowserTestCase(unittest.TestCase):
         self.assertEqual(
             self.find('h1').text, "Bonjour, Boulangerie Chez Lucette")
         figures = self.find('.gauge .figures').text
-        self.assertIn("24:00", figures)
-        self.assertIn("6:30", figures)
-        self.assertIn("17:30", figures)
+        self.assertIn("24 h", figures)
+        self.assertIn("6 h 30", figures)
+        self.assertIn("17 h 30", figures)
         self.assertIn("À votre rythme", self.find('.projection').text)
         self.shoot('dashboard')
 
@@ -276,7 +276,7 @@ class PortalBrowserTestCase(unittest.TestCase):
 
         # Forfaits and the subscription page
         self.click('nav.menu a[href$="/forfaits"]')
-        self.assertIn("24:00", self.find('table.table').text)
+        self.assertIn("24 h", self.find('table.table').text)
         invoice = self.find('a[href$=".pdf"][href*="/invoices/"]')
         status, content_type, head = self.fetch(invoice.get_attribute('href'))
         self.assertEqual(

@@ -924,11 +924,11 @@ class PortalTestCase(RouteTestCase):
             forfait = ModelData.get_id(
                 'webservice_forfait', 'product_forfait_2h')
         client = self.login('salon@kreyol.mq')
-        self.assertIn("Vous avez utilisé 1:00 de plus",
+        self.assertIn("Vous avez utilisé 1 h de plus",
             self.text(client.get(self.url())))
         page = self.text(client.get(self.url('subscribe')))
         self.assertIn("Heures supplémentaires", page)
-        self.assertIn("5:00 de plus", page)
+        self.assertIn("5 h de plus", page)
         self.assertIn("300,00", page)
         self.assertIn("360,00\xa0usd TTC", page)
 
@@ -1059,7 +1059,7 @@ class PortalTestCase(RouteTestCase):
         client = self.login('atelier@bele.mq')
         page = self.text(client.get(self.url('requests/' + number)))
         self.assertIn("Temps passé jusqu'ici", page)
-        self.assertIn("1:30", page)
+        self.assertIn("1 h 30", page)
         self.assertIn("Mise en page de l'agenda", page)
         self.assertEqual(page.lower().count('offert'), 1)
         self.assertIn(format_date(
