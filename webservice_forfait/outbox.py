@@ -205,7 +205,8 @@ class Outbox(ModelSQL, ModelView):
 
         The records given are not updated: read them again."""
         for outbox in messages:
-            if outbox.state != 'pending' or not cls._claim(outbox.id):
+            # the claim, not the caller's snapshot, tells what is pending
+            if not cls._claim(outbox.id):
                 continue
             message = message_from_bytes(outbox.data, policy=default_policy)
             try:
@@ -242,10 +243,12 @@ class Outbox(ModelSQL, ModelView):
     @classmethod
     def send_pending(cls):
         "Cron: try again every message still pending or left claimed"
-        cls.release_stale()
+        released = cls.release_stale()
         with Transaction().set_context(active_test=False):
             messages = cls.search([('state', '=', 'pending')])
-        cls.send(messages)
+        # released by committed transactions this snapshot may not see
+        cls.send(messages + cls.browse(
+                sorted(set(released) - {m.id for m in messages})))
 
 
 class Cron(metaclass=PoolMeta):
