@@ -28,7 +28,7 @@ from trytond.exceptions import RateLimitException
 from trytond.i18n import gettext
 from trytond.protocols.wrappers import (
     Response, set_max_request_size, with_pool, with_transaction)
-from trytond.transaction import Transaction
+from trytond.transaction import Transaction, TransactionError
 from trytond.wsgi import app
 
 from ..ledger import format_hours
@@ -270,7 +270,10 @@ def portal_route(
             try:
                 response = serve(portal, func, login, uploads, forms,
                     allowed, *args, **kwargs)
-            except (backend.DatabaseOperationalError, RateLimitException):
+            # with_transaction retries on these (on SQLite, record locks
+            # are taken by starting the transaction again)
+            except (backend.DatabaseOperationalError, TransactionError,
+                    RateLimitException):
                 raise
             except Exception:
                 logger.exception("Portal page %s", request.path)

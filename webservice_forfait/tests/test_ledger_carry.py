@@ -23,9 +23,14 @@ def overdraw(party, employee, duration):
     Line = pool.get('timesheet.line')
     request, = Request.create([{'party': party.id, 'subject': "Menu"}])
     Request.open([request])
+    # a line holds at most a day (the configuration's maximum per line)
+    parts = []
+    while duration > ZERO:
+        parts.append(min(duration, 24 * HOUR))
+        duration -= parts[-1]
     Line.create([{
                 'forfait_request': request.id, 'employee': employee.id,
-                'duration': duration}])
+                'duration': part} for part in parts])
     Request.done([request])
     return request
 
