@@ -16,9 +16,9 @@ from trytond.transaction import Transaction
 
 from ..exceptions import ForfaitValidationError, LedgerAccessError
 from ..outbox import email_message
+from . import test_inbound_email
 from .database import DatabaseTestCase
-from .test_inbound_email import (
-    IDENTIFIER, InboundEmailTestCase, use_smtp_server)
+from .test_inbound_email import IDENTIFIER, use_smtp_server
 
 HOUR = dt.timedelta(hours=1)
 
@@ -517,7 +517,8 @@ class StuckWorkTestCase(RouteTestCase):
 
     @classmethod
     def setUpDatabase(cls):
-        InboundEmailTestCase.setUpDatabase()
+        # the module, not the class: pytest would run its tests here again
+        test_inbound_email.InboundEmailTestCase.setUpDatabase()
 
     def test_orphaned_received(self):
         data = (
