@@ -133,22 +133,9 @@ class WebUser(metaclass=PoolMeta):
                     'webservice_forfait.msg_portal_pack_client_body',
                     pack=name, date=until),
                 auto='auto-generated'), resource=credit)
-        manager = party.forfait_manager
-        staff = manager.email if manager and manager.email else (
-            config.email_sender)
-        language = manager.language.code if manager and manager.language else (
-            'fr')
-        with Transaction().set_context(language=language):
-            subject = gettext(
-                'webservice_forfait.msg_portal_pack_staff_subject',
-                party=party.rec_name, pack=name)
-            body = gettext(
-                'webservice_forfait.msg_portal_pack_staff_body',
-                party=party.rec_name, pack=name, email=self.email,
-                invoice=line.invoice.rec_name, date=until)
-        Outbox.put(email_message(
-                config.email_sender, staff, subject, body,
-                auto='auto-generated'), resource=credit)
+        tell_manager(party, credit, 'msg_portal_pack_staff',
+            party=party.rec_name, pack=name, email=self.email,
+            invoice=line.invoice.rec_name, date=until)
 
     @classmethod
     def set_password(cls, users, name, value):
@@ -343,20 +330,26 @@ class Subscription(metaclass=PoolMeta):
                     'webservice_forfait.msg_portal_subscribe_client_body',
                     forfait=name),
                 auto='auto-generated'), resource=subscription)
-        manager = party.forfait_manager
-        staff = manager.email if manager and manager.email else (
-            config.email_sender)
-        language = manager.language.code if manager and manager.language else (
-            'fr')
-        with Transaction().set_context(language=language):
-            subject = gettext(
-                'webservice_forfait.msg_portal_subscribe_staff_subject',
-                party=party.rec_name, forfait=name)
-            body = gettext(
-                'webservice_forfait.msg_portal_subscribe_staff_body',
-                party=party.rec_name, forfait=name, email=user.email,
-                addresses=client_addresses(party) or user.email)
-        Outbox.put(email_message(
-                config.email_sender, staff, subject, body,
-                auto='auto-generated'), resource=subscription)
+        tell_manager(party, subscription, 'msg_portal_subscribe_staff',
+            party=party.rec_name, forfait=name, email=user.email,
+            addresses=client_addresses(party) or user.email)
         return subscription
+
+
+def tell_manager(client, resource, message, **values):
+    """Mail the message's _subject and _body to the client's account manager,
+    in the manager's language, or else to the agency's address"""
+    pool = Pool()
+    Outbox = pool.get('forfait.outbox')
+    sender = pool.get('forfait.configuration')(1).email_sender
+    manager = client.forfait_manager
+    staff = manager.email if manager and manager.email else sender
+    language = manager.language.code if manager and manager.language else (
+        'fr')
+    with Transaction().set_context(language=language):
+        subject = gettext(
+            'webservice_forfait.%s_subject' % message, **values)
+        body = gettext('webservice_forfait.%s_body' % message, **values)
+    Outbox.put(email_message(
+            sender, staff, subject, body, auto='auto-generated'),
+        resource=resource)
