@@ -3,7 +3,6 @@ import datetime as dt
 from contextlib import contextmanager
 from email import message_from_bytes
 from email.message import EmailMessage
-from email.parser import BytesHeaderParser
 from email.policy import default as default_policy
 from email.utils import make_msgid
 
@@ -16,15 +15,6 @@ from trytond.transaction import Transaction, without_check_access
 from trytond.url import host
 
 from .exceptions import EmailConfigurationError
-
-
-def message_id(data):
-    "Return the Message-ID of raw data, reading the headers only"
-    try:
-        headers = BytesHeaderParser(policy=default_policy).parsebytes(data)
-        return str(headers['Message-ID'] or '').strip() or None
-    except Exception:
-        return None
 
 
 def email_message(
