@@ -295,6 +295,48 @@ class ConversationTestCase(RouteTestCase):
         run_as('corinne', change)
         self.assertEqual(self.get(request)['emails'], ['atelier@garage.mq'])
 
+    def test_client_change_updates_followers(self):
+        "Moving a request to another client swaps the client's addresses"
+        first = self.client_party("Case à Rhum", 'bar@caserhum.mq')
+        second = self.client_party("Rhumerie du Nord", 'accueil@rhumerie.mq')
+        request = self.request(first)
+        self.assertEqual(self.get(request)['emails'], ['bar@caserhum.mq'])
+
+        def move():
+            # as the web client does: the party's on_change picks the
+            # new client's contact
+            Request = Pool().get('forfait.request')
+            record = Request(request)
+            record.party = second
+            record.on_change_party()
+            record.save()
+        run_as('corinne', move)
+        self.assertEqual(
+            self.get(request)['emails'], ['accueil@rhumerie.mq'])
+
+        self.post('corinne', request, "Votre demande est bien reçue.")
+        mail, = self.new_mail()
+        self.assertEqual(mail['X-Envelope-To'], 'accueil@rhumerie.mq')
+
+    def test_new_assignee_replaces_old(self):
+        "The previous assignee stops following, whoever else replied stays"
+        party = self.client_party("Pâtisserie Doudou", 'doudou@patisserie.mq')
+        request = self.request(party, assignee='marie-line')
+        self.post('jean-marc', request, "Nous regardons.")
+        self.assertEqual(
+            self.get(request)['users'], ['jean-marc', 'marie-line'])
+
+        def reassign():
+            pool = Pool()
+            Request = pool.get('forfait.request')
+            User = pool.get('res.user')
+            corinne, = User.search([('login', '=', 'corinne')])
+            Request.write([Request(request)], {'assignee': corinne.id})
+        run_as('jean-marc', reassign)
+        state = self.get(request)
+        self.assertEqual(state['assignee'], 'corinne')
+        self.assertEqual(state['users'], ['corinne', 'jean-marc'])
+
     def test_smtp_down_kept_and_delivered_once(self):
         party = self.client_party("Habitation Bellevue", 'contact@bellevue.mq')
         request = self.request(party)
