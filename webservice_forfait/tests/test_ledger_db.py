@@ -42,7 +42,7 @@ def make_clients(company, employee, count, today):
 
 
 class BalanceQueryTestCase(DatabaseTestCase):
-    "Balances cost the same number of queries for 1 or 500 records"
+    "Balances cost the same number of queries for 1 or 200 records"
 
     @with_transaction()
     def test_balance_query_count(self):
@@ -54,11 +54,11 @@ class BalanceQueryTestCase(DatabaseTestCase):
         with set_company(company):
             employee = create_employee(company)
             today = pool.get('ir.date').today()
-            parties, credits = make_clients(company, employee, 500, today)
+            parties, credits = make_clients(company, employee, 200, today)
             requests = Request.search([])
 
             counts = {}
-            for size in [1, 500]:
+            for size in [1, 200]:
                 for name, records, getter, names in [
                         ('party', parties, Party.get_forfait_balance,
                             ['forfait_remaining', 'forfait_pending',
@@ -73,9 +73,9 @@ class BalanceQueryTestCase(DatabaseTestCase):
                     counts[name, size] = len(queries)
                     self.assertEqual(len(values[names[0]]), size)
             for name in ['party', 'credit', 'request']:
-                self.assertEqual(counts[name, 1], counts[name, 500], name)
+                self.assertEqual(counts[name, 1], counts[name, 200], name)
             # one statement per slice of parties: hours, consumed, pending
-            self.assertEqual(counts['party', 500], 1)
+            self.assertEqual(counts['party', 200], 1)
 
             balance = Party.get_forfait_balance(parties[:1], [
                     'forfait_remaining', 'forfait_pending'])
