@@ -14,7 +14,8 @@ FIGURES = os.path.join(os.path.dirname(__file__), 'figures.json')
 SUMMARY = [
     ('inbound_email', "E-mail ingestion"), ('report', "Update report"),
     ('portal', "Client portal"), ('balances', "Balances"),
-    ('posting', "Posting"), ('memory', "Memory")]
+    ('posting', "Posting"), ('memory', "Memory"),
+    ('request_list', "Request list")]
 
 
 def use_postgresql(uri, name='bench_forfait'):

@@ -46,6 +46,8 @@ SIZES = {
     'large': (5_000, 500_000),
     'huge': (20_000, 2_000_000),
     }
+PRIORITIES = ['low', 'normal', 'high', 'urgent']
+PRIORITY_WEIGHTS = [10, 75, 12, 3]
 DEFAULT_URI = 'postgresql://postgres@127.0.0.1:5432/'
 TIMEZONE = 'America/Martinique'
 ADMIN = 1
@@ -300,6 +302,7 @@ def request(rng, index, email, date, word, state, lines, done_date):
             if channel == 'email' else None),
         'request_date': date,
         'state': state,
+        'priority': rng.choices(PRIORITIES, PRIORITY_WEIGHTS)[0],
         'lines': lines,
         'done_date': done_date,
         }
@@ -552,7 +555,8 @@ def load_plans(name, batches, seed, today):
                             r['subject'], r['description'], r['category'],
                             r['channel'], r['request_date'], r['done_date'],
                             work_id, billed.get(k), r['email_sender'],
-                            r['email_message_id'], r['state'])
+                            r['email_message_id'], r['state'],
+                            r['priority'])
                         + stamp + stamp)
                     for date, duration, billable, employee, text in r[
                             'lines']:
@@ -589,7 +593,7 @@ def load_plans(name, batches, seed, today):
                     'id', 'company', 'party', 'contact', 'subject',
                     'description', 'category', 'channel', 'request_date',
                     'done_date', 'timesheet_work', 'billed', 'email_sender',
-                    'email_message_id', 'state') + create + write,
+                    'email_message_id', 'state', 'priority') + create + write,
                 request_rows)
             copy(cursor, 'timesheet_line', (
                     'id', 'company', 'employee', 'date', 'duration', 'work',
@@ -717,6 +721,7 @@ def create_request(ctx, party, r):
                 'subject': r['subject'], 'description': r['description'],
                 'category': r['category'], 'channel': r['channel'],
                 'request_date': r['request_date'],
+                'priority': r['priority'],
                 'email_sender': r['email_sender'],
                 'email_message_id': r['email_message_id']}])
     if r['state'] in {'open', 'done', 'cancelled'} and r['lines']:
@@ -732,8 +737,8 @@ def create_request(ctx, party, r):
     if r['state'] == 'cancelled':
         Request.cancel([request_])
     elif r['state'] == 'waiting':
-        # arises under the 'block' policy; written without its e-mail
-        Request.write([request_], {'state': 'waiting'})
+        # arises under the 'block' policy
+        Request.wait([request_])
     return request_
 
 
