@@ -88,22 +88,14 @@ node_modules/.installed: package.json
 	npm install -q --no-audit --no-fund >/dev/null
 	touch $@
 
-# Both backends at once (2 cores: most of a test waits on a database, a
-# server or a browser): PostgreSQL's output streams, SQLite's is kept in
-# .cache/test-sqlite.log and printed when both are done.
 test: $(VENV)/.installed $(SAO)/.installed system-deps node_modules/.installed
+	$(MAKE) test-sqlite
 	@if $(BIN)/python -c "import psycopg, sys; psycopg.connect('$(PG_URI)postgres', connect_timeout=3).close()" 2>/dev/null; then \
-		mkdir -p $(CACHE); \
-		$(MAKE) test-sqlite > $(CACHE)/test-sqlite.log 2>&1 & sqlite=$$!; \
-		$(MAKE) test-postgresql; postgresql=$$?; \
-		wait $$sqlite; sqlite=$$?; \
-		echo "=== SQLite ($(CACHE)/test-sqlite.log) ==="; cat $(CACHE)/test-sqlite.log; \
-		echo "=== SQLite: exit $$sqlite, PostgreSQL: exit $$postgresql ==="; \
-		[ $$sqlite = 0 ] && [ $$postgresql = 0 ]; \
+		$(MAKE) test-postgresql; \
 	elif [ -n "$(REQUIRE_POSTGRESQL)" ]; then \
 		echo "PostgreSQL is required (REQUIRE_POSTGRESQL) but not reachable at $(PG_URI)"; exit 1; \
 	else \
-		$(MAKE) test-sqlite && echo "PostgreSQL not reachable at $(PG_URI): tests ran on SQLite only."; \
+		echo "PostgreSQL not reachable at $(PG_URI): tests ran on SQLite only."; \
 	fi
 
 test-sqlite: $(VENV)/.installed
